@@ -1,0 +1,99 @@
+"""``SelectionConfig``: every selection setting, one typed place (Python API, CLI flags, YAML).
+
+The field names are the YAML keys and, with ``_`` turned into ``-``, the CLI flags. The HF and
+TRL argument classes (``slaptune.integrations``) inherit these fields unchanged.
+
+>>> SelectionConfig(method="slap", keep_ratio=0.7).budget(16)
+11
+>>> SelectionConfig(keep_ratio=1.5)
+Traceback (most recent call last):
+...
+ValueError: keep_ratio must be in (0, 1], got 1.5
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from .select import method_names
+
+SCORING_MODES = ("fresh", "reuse")
+SCORE_DTYPES = ("float32", "bfloat16")
+FEATURE_SOURCES = ("head", "lora", "none")
+PRECONDITIONERS = ("adam_rank1", "adam_exact", "none")
+
+
+def _opt(default, help_: str):
+    return field(default=default, metadata={"help": help_})
+
+
+@dataclass
+class SelectionConfig:
+    """What to select, how, and from which signals. See ``docs/method.md`` for the math."""
+
+    method: str = _opt("slap", f"selection method: one of {', '.join(method_names())}")
+    keep_ratio: float = _opt(0.7, "share of each candidate window that is trained on, in (0, 1]")
+    num_strata: int = _opt(5, "K, the number of loss strata (slap, ccs)")
+    temperature: float = _opt(1.0, "tau in softmax(loss / tau) for the per-stratum budgets")
+    binning: str = _opt("equal_width", "loss strata: equal_width or quantile")
+    hard_cut: float = _opt(0.1, "ccs: share of the hardest candidates removed first")
+    scoring: str = _opt("fresh", "fresh: extra no-grad forward per window; reuse: recorded scores")
+    score_dtype: str = _opt("float32", "dtype of the fresh scoring forward: float32 or bfloat16")
+    feature_source: str = _opt("head", "gradient features: head (output layer), lora, or none")
+    sketch_vocab: int = _opt(64, "kv, vocabulary-side projection width of the gradient sketch")
+    sketch_hidden: int = _opt(64, "kd, hidden-side projection width of the gradient sketch")
+    precondition: str = _opt("adam_rank1", "adam_rank1, adam_exact, or none")
+    selection_seed: int = _opt(0, "seed of the selection generator (same on every rank)")
+    reuse_max_staleness: int = _opt(
+        0, "reuse: re-score an example whose score is older than this many epochs (0: never)"
+    )
+    infobatch_delta: float = _opt(0.875, "infobatch: stop pruning after this share of training")
+    selection_log: bool = _opt(True, "write selection.jsonl (kept ids and strata per step)")
+
+    def __post_init__(self) -> None:
+        if self.method not in method_names():
+            raise ValueError(
+                f"method must be one of {', '.join(method_names())}, got {self.method!r}"
+            )
+        if not 0.0 < self.keep_ratio <= 1.0:
+            raise ValueError(f"keep_ratio must be in (0, 1], got {self.keep_ratio}")
+        if self.num_strata < 1:
+            raise ValueError(f"num_strata must be >= 1, got {self.num_strata}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        for name, valid in (
+            ("binning", ("equal_width", "quantile")),
+            ("scoring", SCORING_MODES),
+            ("score_dtype", SCORE_DTYPES),
+            ("feature_source", FEATURE_SOURCES),
+            ("precondition", PRECONDITIONERS),
+        ):
+            if getattr(self, name) not in valid:
+                raise ValueError(f"{name} must be one of {valid}, got {getattr(self, name)!r}")
+        if self.sketch_vocab < 1 or self.sketch_hidden < 1:
+            raise ValueError("sketch_vocab and sketch_hidden must be >= 1")
+        if not 0.0 <= self.hard_cut < 1.0:
+            raise ValueError(f"hard_cut must be in [0, 1), got {self.hard_cut}")
+        if not 0.0 < self.infobatch_delta <= 1.0:
+            raise ValueError(f"infobatch_delta must be in (0, 1], got {self.infobatch_delta}")
+        if self.reuse_max_staleness < 0:
+            raise ValueError("reuse_max_staleness must be >= 0")
+
+    def budget(self, pool_size: int) -> int:
+        """Examples kept from a pool of ``pool_size``: ``round(keep_ratio * N)``, at least 1."""
+        return pool_size if self.method == "full" else max(1, round(self.keep_ratio * pool_size))
+
+    def method_options(self) -> dict:
+        """The options this config passes to ``select`` for its method."""
+        if self.method == "slap":
+            return {
+                "num_strata": self.num_strata,
+                "temperature": self.temperature,
+                "binning": self.binning,
+            }
+        if self.method == "ccs":
+            return {"hard_cut": self.hard_cut, "num_strata": self.num_strata}
+        return {}
+
+    def selection_fields(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(SelectionConfig)}

@@ -1,0 +1,168 @@
+"""SLAP and the baselines it is compared with, behind one signature (see ``registry``)."""
+
+from __future__ import annotations
+
+import torch
+
+from ._checks import check_features, positive_float, positive_int
+from .farthest import farthest_point_in_group
+from .registry import Selection, register
+from .strata import BINNINGS, assign_strata, stratum_budgets, weighted_sample_without_replacement
+
+
+def _empty() -> torch.Tensor:
+    return torch.empty(0, dtype=torch.long)
+
+
+@register("slap", needs_features=True)
+def slap(
+    losses,
+    features,
+    budget,
+    generator,
+    *,
+    num_strata: int = 5,
+    temperature: float = 1.0,
+    binning: str = "equal_width",
+) -> Selection:
+    """Stratified loss-based pruning: loss strata, softmax(loss/T) budgets, then relative
+    farthest-point selection inside each stratum (lowest-loss stratum first), the running minimum
+    distance carried across strata.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> losses = torch.tensor([0.1, 0.2, 0.3, 5.0, 5.1, 5.2])
+    >>> feats = torch.eye(6)
+    >>> s = slap(losses, feats, 3, g, num_strata=2)
+    >>> s.info["stratum_sizes"], int(s.info["stratum_budgets"].sum())
+    ([3, 3], 3)
+    """
+    num_strata = positive_int("num_strata", num_strata)
+    temperature = positive_float("temperature", temperature)
+    if binning not in BINNINGS:
+        raise ValueError(f"binning must be one of {BINNINGS}, got {binning!r}")
+    features = check_features(features, losses.numel(), "slap")
+    strata = assign_strata(losses, num_strata, binning)
+    budgets = stratum_budgets(losses, strata, num_strata, budget, temperature, generator)
+    sq_norms = (features * features).sum(1)
+    selected: list[torch.Tensor] = []
+    for k in range(num_strata):
+        members = (strata == k).nonzero().flatten()
+        picked = farthest_point_in_group(
+            features, sq_norms, members, int(budgets[k]), selected, generator
+        )
+        if picked.numel():
+            selected.append(picked)
+    indices = torch.cat(selected) if selected else _empty()
+    sizes = torch.bincount(strata, minlength=num_strata)
+    return Selection(
+        indices,
+        None,
+        strata,
+        {"stratum_sizes": sizes.tolist(), "stratum_budgets": budgets, "binning": binning},
+    )
+
+
+@register("kcenter", needs_features=True)
+def kcenter(losses, features, budget, generator) -> Selection:
+    """Greedy farthest-point selection over the whole pool, first point random (no strata)."""
+    features = check_features(features, losses.numel(), "kcenter")
+    members = torch.arange(losses.numel())
+    sq_norms = (features * features).sum(1)
+    return Selection(farthest_point_in_group(features, sq_norms, members, budget, [], generator))
+
+
+@register("random")
+def random(losses, features, budget, generator) -> Selection:
+    """Uniform random subset of size ``budget``."""
+    return Selection(torch.randperm(losses.numel(), generator=generator)[:budget])
+
+
+@register("full")
+def full(losses, features, budget, generator) -> Selection:
+    """Every example (the full-data baseline); ``budget`` must equal the pool size."""
+    if budget != losses.numel():
+        raise ValueError(f"method 'full' keeps all {losses.numel()} examples, got budget {budget}")
+    return Selection(torch.arange(losses.numel()))
+
+
+@register("hard")
+def hard(losses, features, budget, generator) -> Selection:
+    """Hard sampling: the ``budget`` highest-loss examples."""
+    return Selection(torch.topk(losses, budget).indices if budget else _empty())
+
+
+@register("ccs")
+def ccs(
+    losses, features, budget, generator, *, hard_cut: float = 0.1, num_strata: int = 5
+) -> Selection:
+    """Coverage-centric coreset selection: drop the hardest ``hard_cut`` share (fewer if the
+    budget would not fit), split the rest into equal-width loss bins, fill bins smallest first
+    with ``min(size, remaining // bins_left)``, sample uniformly inside each bin."""
+    num_strata = positive_int("num_strata", num_strata)
+    if not 0.0 <= hard_cut < 1.0:
+        raise ValueError(f"hard_cut must be in [0, 1), got {hard_cut!r}")
+    n = losses.numel()
+    cut = min(int(hard_cut * n), n - budget)
+    order = torch.argsort(losses, descending=True, stable=True)
+    rest = order[cut:]
+    strata = torch.full((n,), -1, dtype=torch.long)  # -1: removed by the hard cut
+    strata[rest] = assign_strata(losses[rest], num_strata, "equal_width")
+    sizes = torch.bincount(strata[rest], minlength=num_strata)
+    budgets = torch.zeros(num_strata, dtype=torch.long)
+    remaining = budget
+    for left, k in enumerate(torch.argsort(sizes, stable=True).tolist()):
+        budgets[k] = min(int(sizes[k]), remaining // (num_strata - left))
+        remaining -= int(budgets[k])
+    picks = []
+    for k in range(num_strata):
+        members = (strata == k).nonzero().flatten()
+        perm = torch.randperm(members.numel(), generator=generator)[: int(budgets[k])]
+        picks.append(members[perm])
+    info = {"hard_cut": cut, "stratum_sizes": sizes.tolist(), "stratum_budgets": budgets}
+    return Selection(torch.cat(picks), None, strata, info)
+
+
+@register("infobatch")
+def infobatch(losses, features, budget, generator) -> Selection:
+    """InfoBatch's per-pool rule: prune at random among the below-mean-loss examples and weight
+    the kept below-mean ones by ``|low| / |low kept|`` (= 1/(1-r)), so the expected gradient is
+    unchanged. The number pruned is ``N - budget``; if that exceeds the below-mean count, the rest
+    is pruned at random from the others, reweighted the same way (outside InfoBatch's rule)."""
+    n = losses.numel()
+    low = (losses < losses.mean()).nonzero().flatten()
+    high = (losses >= losses.mean()).nonzero().flatten()
+    drop = n - budget
+    drop_low = min(drop, low.numel())
+    drop_high = drop - drop_low
+    kept, weights = [], []
+    for group, d in ((low, drop_low), (high, drop_high)):
+        keep = group.numel() - d
+        if keep == 0:
+            continue
+        perm = torch.randperm(group.numel(), generator=generator)[:keep]
+        kept.append(group[perm])
+        weights.append(torch.full((keep,), group.numel() / keep))
+    if not kept:
+        return Selection(_empty(), torch.empty(0), None, {"pruned_low": drop_low})
+    info = {"pruned_low": drop_low, "pruned_high": drop_high, "threshold": float(losses.mean())}
+    return Selection(torch.cat(kept), torch.cat(weights), None, info)
+
+
+@register("selective_backprop")
+def selective_backprop(
+    losses, features, budget, generator, *, beta: float | None = None
+) -> Selection:
+    """SelectiveBackprop: keep ``budget`` examples drawn without replacement with probability
+    proportional to ``percentile(loss) ** beta``. The default ``beta = N / budget - 1`` is the one
+    whose expected keep share (``1 / (beta + 1)``) equals the budget share."""
+    n = losses.numel()
+    if budget == 0:
+        return Selection(_empty())
+    beta = n / budget - 1 if beta is None else float(beta)
+    if beta < 0:
+        raise ValueError(f"beta must be >= 0, got {beta}")
+    ranks = torch.empty(n)
+    ranks[torch.argsort(losses, stable=True)] = torch.arange(1, n + 1, dtype=torch.float32)
+    log_w = beta * torch.log(ranks / n)
+    picked = weighted_sample_without_replacement(log_w, budget, generator)
+    return Selection(picked, None, None, {"beta": beta})
