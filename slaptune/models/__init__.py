@@ -1,0 +1,1 @@
+"""Model presets (built from a config, nothing downloaded), offline tokenizers, llama2.c import."""

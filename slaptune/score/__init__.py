@@ -1,0 +1,27 @@
+"""Per-example on-policy signals: losses and gradient features. Torch only, no HF import.
+
+>>> import torch
+>>> from slaptune.score import example_losses, HeadGradientSketch
+>>> logits, hidden = torch.randn(4, 8, 32), torch.randn(4, 8, 16)
+>>> labels = torch.randint(0, 32, (4, 8))
+>>> losses, valid = example_losses(logits, labels)
+>>> HeadGradientSketch(32, 16, kv=8, kd=4)(logits, hidden, labels).shape
+torch.Size([4, 32])
+"""
+
+from .capture import adam_second_moment, capture_head_input, output_layer, output_weight_param
+from .head import HeadGradientSketch, head_gradients, rank1_inverse_sqrt
+from .loss import IGNORE_INDEX, example_losses, losses_from_token_logprobs
+
+__all__ = [
+    "IGNORE_INDEX",
+    "HeadGradientSketch",
+    "adam_second_moment",
+    "capture_head_input",
+    "example_losses",
+    "head_gradients",
+    "losses_from_token_logprobs",
+    "output_layer",
+    "output_weight_param",
+    "rank1_inverse_sqrt",
+]
