@@ -9,7 +9,14 @@
 torch.Size([4, 32])
 """
 
-from .capture import adam_second_moment, capture_head_input, output_layer, output_weight_param
+from .capture import (
+    adam_second_moment,
+    backbone,
+    capture_head_input,
+    capture_last_hidden,
+    output_layer,
+    output_weight_param,
+)
 from .head import HeadGradientSketch, head_gradients, rank1_inverse_sqrt
 from .loss import IGNORE_INDEX, example_losses, losses_from_token_logprobs
 
@@ -17,6 +24,8 @@ __all__ = [
     "IGNORE_INDEX",
     "HeadGradientSketch",
     "adam_second_moment",
+    "backbone",
+    "capture_last_hidden",
     "capture_head_input",
     "example_losses",
     "head_gradients",

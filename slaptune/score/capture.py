@@ -46,6 +46,35 @@ def capture_head_input(layer: torch.nn.Module):
         handle.remove()
 
 
+def backbone(model: torch.nn.Module) -> torch.nn.Module:
+    """The decoder stack whose ``last_hidden_state`` feeds the output layer (PEFT unwrapped)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    getter = getattr(base, "get_decoder", None)
+    dec = getter() if getter is not None else None
+    if dec is None:
+        dec = getattr(base, getattr(base, "base_model_prefix", ""), None)
+    if dec is None or dec is base:
+        raise ValueError(f"cannot find the decoder stack of {type(base).__name__}")
+    return dec
+
+
+@contextmanager
+def capture_last_hidden(model: torch.nn.Module):
+    """Within the block, ``store["hidden"]`` holds the decoder's ``last_hidden_state`` (the
+    output layer's input), also for trainers whose fused LM head never calls the output layer."""
+    store: dict[str, torch.Tensor] = {}
+
+    def hook(_module, _args, output):
+        hidden = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
+        store["hidden"] = hidden.detach()
+
+    handle = backbone(model).register_forward_hook(hook)
+    try:
+        yield store
+    finally:
+        handle.remove()
+
+
 def output_weight_param(model: torch.nn.Module) -> torch.nn.Parameter:
     """The output weight parameter (``V x d``), the key of its optimizer state."""
     return output_layer(model).weight

@@ -123,14 +123,17 @@ def ccs(
 
 
 @register("infobatch")
-def infobatch(losses, features, budget, generator) -> Selection:
-    """InfoBatch's per-pool rule: prune at random among the below-mean-loss examples and weight
-    the kept below-mean ones by ``|low| / |low kept|`` (= 1/(1-r)), so the expected gradient is
-    unchanged. The number pruned is ``N - budget``; if that exceeds the below-mean count, the rest
-    is pruned at random from the others, reweighted the same way (outside InfoBatch's rule)."""
+def infobatch(losses, features, budget, generator, *, threshold: float | None = None) -> Selection:
+    """InfoBatch's per-pool rule: prune at random among the examples whose loss is below
+    ``threshold`` (default: the pool mean; InfoBatch uses the mean over the whole dataset's last
+    recorded losses) and weight the kept below-threshold ones by ``|low| / |low kept|``
+    (= 1/(1-r)), so the expected gradient is unchanged. The number pruned is ``N - budget``; if
+    that exceeds the below-threshold count, the rest is pruned at random from the others,
+    reweighted the same way (outside InfoBatch's rule)."""
     n = losses.numel()
-    low = (losses < losses.mean()).nonzero().flatten()
-    high = (losses >= losses.mean()).nonzero().flatten()
+    cut = float(losses.mean()) if threshold is None else float(threshold)
+    low = (losses < cut).nonzero().flatten()
+    high = (losses >= cut).nonzero().flatten()
     drop = n - budget
     drop_low = min(drop, low.numel())
     drop_high = drop - drop_low
@@ -144,7 +147,7 @@ def infobatch(losses, features, budget, generator) -> Selection:
         weights.append(torch.full((keep,), group.numel() / keep))
     if not kept:
         return Selection(_empty(), torch.empty(0), None, {"pruned_low": drop_low})
-    info = {"pruned_low": drop_low, "pruned_high": drop_high, "threshold": float(losses.mean())}
+    info = {"pruned_low": drop_low, "pruned_high": drop_high, "threshold": cut}
     return Selection(torch.cat(kept), torch.cat(weights), None, info)
 
 

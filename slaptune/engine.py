@@ -1,0 +1,348 @@
+"""``OnPolicySelector``: one gradient-accumulation window in, the kept micro-batches out.
+
+This is the piece every integration shares (HF Trainer, TRL, a plain loop): it scores the
+window with the current model (``fresh``) or looks the scores up (``reuse``), gathers them from
+every rank, runs ``slaptune.select.select`` with a generator seeded by the step (so every rank
+makes the same choice), deals the kept rows back evenly and keeps the books (``ComputeLedger``,
+``selection.jsonl``). It imports torch only; distributed calls go through ``slaptune.distributed``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+
+import torch
+
+from . import distributed as dist
+from .accounting import ComputeLedger
+from .batching import (
+    ID_KEY,
+    PAD_VALUES,
+    ROW_KEYS,
+    WEIGHT_KEY,
+    check_batch,
+    split_rows,
+    stack_rows,
+    supervised_tokens,
+    take_rows,
+)
+from .config import SelectionConfig
+from .score import (
+    HeadGradientSketch,
+    adam_second_moment,
+    capture_head_input,
+    example_losses,
+    output_layer,
+)
+from .select import NEEDS_FEATURES, select
+from .state import ScoreTable
+
+MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "position_ids", "token_type_ids")
+
+
+def selection_generator(seed: int, step: int) -> torch.Generator:
+    """The generator of one window: a function of (seed, step) only, identical on every rank and
+    after a resume."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
+def model_inputs(batch: dict) -> dict:
+    return {k: v for k, v in batch.items() if k in MODEL_INPUT_KEYS}
+
+
+class OnPolicySelector:
+    """Select inside each window of micro-batches.
+
+    Args:
+        config: the selection settings.
+        model: the module to score with (unwrapped: not the DDP/DeepSpeed wrapper).
+        optimizer: its optimizer, for Adam preconditioning (None: identity).
+        pad_token_id: pad id for ``input_ids`` when rows of different lengths are stacked.
+        dataset_size: number of training examples (ids are ``0..size-1``); needed for ``reuse``.
+        log_path: where rank 0 appends one JSON line per window (None: no log).
+        second_moment_fn: ``param -> (tensor | None, how)``; the DeepSpeed integration passes one
+            that reads partitioned state.
+    """
+
+    def __init__(
+        self,
+        config: SelectionConfig,
+        model: torch.nn.Module,
+        optimizer=None,
+        *,
+        pad_token_id: int = 0,
+        dataset_size: int | None = None,
+        log_path: str | None = None,
+        second_moment_fn=None,
+    ):
+        self.config, self.model, self.optimizer = config, model, optimizer
+        self.pad_token_id = pad_token_id
+        self.needs_features = config.method in NEEDS_FEATURES and config.feature_source != "none"
+        if config.method in NEEDS_FEATURES and config.feature_source == "none":
+            raise ValueError(f"method {config.method!r} needs features; feature_source is 'none'")
+        if config.scoring == "reuse" and not dataset_size:
+            raise ValueError("scoring='reuse' needs dataset_size (the number of training examples)")
+        self.table = ScoreTable(dataset_size) if config.scoring == "reuse" else None
+        self.pending: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
+        self.ledger = ComputeLedger()
+        params = list(model.parameters())
+        self.ledger.params = sum(getattr(p, "ds_numel", p.numel()) for p in params)
+        self.ledger.trainable_params = sum(
+            getattr(p, "ds_numel", p.numel()) for p in params if p.requires_grad
+        )
+        self.log_path = log_path
+        self.second_moment_fn = second_moment_fn or (
+            lambda p: adam_second_moment(self.optimizer, p)
+        )
+        self._sketch: HeadGradientSketch | None = None
+        self.last_record: dict = {}
+
+    # ---- scoring ------------------------------------------------------------------------------
+
+    def sketch(self) -> HeadGradientSketch:
+        if self._sketch is None:
+            w = output_layer(self.model).weight
+            v, d = getattr(w, "ds_shape", w.shape)
+            self._sketch = HeadGradientSketch(
+                v,
+                d,
+                self.config.sketch_vocab,
+                self.config.sketch_hidden,
+                self.config.selection_seed,
+            )
+        return self._sketch
+
+    def features_from(self, logits, hidden, labels) -> tuple[torch.Tensor, str]:
+        weight = output_layer(self.model).weight
+        second, how = (None, "identity")
+        if self.config.precondition != "none":
+            second, how = self.second_moment_fn(weight)
+        feats = self.sketch()(logits, hidden, labels, second, precondition=self.config.precondition)
+        return feats, how
+
+    @torch.no_grad()
+    def score_batch(self, batch: dict):
+        """Fresh no-grad forward of one micro-batch: ``(losses, valid, features | None, how)``."""
+        was_training = self.model.training
+        self.model.eval()
+        autocast = (
+            torch.autocast(batch["input_ids"].device.type, dtype=torch.bfloat16)
+            if self.config.score_dtype == "bfloat16"
+            else contextlib.nullcontext()
+        )
+        try:
+            with capture_head_input(output_layer(self.model)) as store, autocast:
+                logits = self.model(**model_inputs(batch), use_cache=False).logits
+            losses, valid = example_losses(logits, batch["labels"])
+            feats, how = (None, "")
+            if self.needs_features:
+                feats, how = self.features_from(logits, store["hidden"], batch["labels"])
+        finally:
+            self.model.train(was_training)
+        self.ledger.scoring_forwards += 1
+        return losses, valid, feats, how
+
+    def record_training_forward(self, ids, hidden, labels) -> None:
+        """Reuse mode: remember the loss (and feature) of rows just trained on, from the training
+        forward's final hidden states (the logits are recomputed from them: one output-layer
+        product, counted as scoring FLOPs, because fused-head trainers never build logits)."""
+        if self.table is None:
+            return
+        with torch.no_grad():
+            w = output_layer(self.model).weight
+            logits = torch.nn.functional.linear(hidden.detach().to(w.dtype), w)
+            self.ledger.flops_scoring += 2.0 * w.numel() * hidden.shape[0] * hidden.shape[1]
+            losses, _ = example_losses(logits, labels)
+            feats = None
+            if self.needs_features:
+                feats, _ = self.features_from(logits, hidden.detach(), labels)
+        self.pending.append((ids.cpu(), losses.cpu(), None if feats is None else feats.cpu()))
+
+    def _flush_pending(self, epoch: int) -> None:
+        """Apply every rank's recorded scores to every rank's table (one gather per window)."""
+        if self.table is None:
+            return
+        if self.pending:
+            ids = torch.cat([p[0] for p in self.pending])
+            losses = torch.cat([p[1] for p in self.pending])
+            feats = None if self.pending[0][2] is None else torch.cat([p[2] for p in self.pending])
+        else:
+            ids, losses = torch.empty(0, dtype=torch.long), torch.empty(0)
+            d = self.config.sketch_vocab * self.config.sketch_hidden
+            feats = torch.empty(0, d) if self.needs_features else None
+        self.pending = []
+        ids, losses = dist.gather_rows(ids), dist.gather_rows(losses)
+        feats = None if feats is None else dist.gather_rows(feats)
+        if ids.numel():
+            self.table.update(ids, losses, feats, epoch)
+
+    # ---- selection ----------------------------------------------------------------------------
+
+    def _scores(self, batches, rows, epoch):
+        """Local ``(losses, valid, features, have_score, how)`` for the window's rows."""
+        n = rows["input_ids"].shape[0]
+        if self.table is not None:
+            have, losses, feats = self.table.lookup(
+                rows[ID_KEY], epoch, self.config.reuse_max_staleness
+            )
+            losses = torch.nan_to_num(losses, nan=0.0)
+            if self.needs_features and feats is None:
+                feats = torch.zeros(n, self.config.sketch_vocab * self.config.sketch_hidden)
+            valid = supervised_tokens(rows["labels"]).cpu() > 0
+            return losses, valid, feats, have, "reuse"
+        parts = [self.score_batch(b) for b in batches]
+        losses = torch.cat([p[0] for p in parts]).cpu()
+        valid = torch.cat([p[1] for p in parts]).cpu()
+        feats = torch.cat([p[2] for p in parts]).cpu() if self.needs_features else None
+        return losses, valid, feats, torch.ones(n, dtype=torch.bool), parts[0][3]
+
+    def select_window(
+        self, batches: list[dict], *, step: int, epoch: int = 0, progress: float = 0.0
+    ) -> list[dict]:
+        """The kept rows of this window as ``len(batches)`` micro-batches (this rank's share).
+
+        Every row keeps its ``slap_id``; a ``slap_weight`` column is added where the method
+        weights examples (InfoBatch). Windows where nothing is pruned come back unchanged.
+        """
+        world, rank = dist.world()
+        for b in batches:
+            check_batch(b)
+            if ID_KEY not in b:
+                raise ValueError(f"batch has no {ID_KEY!r} column (example ids); see the docs")
+        self._flush_pending(epoch)
+        rows = stack_rows(batches, self.pad_token_id)
+        with self.ledger.timed("scoring"):
+            losses, valid, feats, have, how = self._scores(batches, rows, epoch)
+        with self.ledger.timed("selection"):
+            g_rows = {
+                k: dist.gather_rows(
+                    v, self.pad_token_id if k == "input_ids" else PAD_VALUES.get(k, 0)
+                )
+                for k, v in rows.items()
+            }
+            g_losses, g_valid, g_have = (
+                dist.gather_rows(t.to(rows["input_ids"].device)).cpu()
+                for t in (losses, valid, have)
+            )
+            device = rows["input_ids"].device
+            g_feats = None if feats is None else dist.gather_rows(feats.to(device)).cpu()
+            kept, weights, strata, info = self._choose(
+                g_losses, g_valid, g_have, g_feats, len(batches) * world, step, progress
+            )
+        tokens = g_rows["attention_mask"].sum(1).cpu() if "attention_mask" in g_rows else None
+        if tokens is None:
+            tokens = torch.full((g_losses.numel(),), g_rows["input_ids"].shape[1])
+        scored = int(tokens.sum()) if how != "reuse" else 0
+        if kept is None:  # nothing pruned: train on the window as it came
+            self.ledger.add_window(
+                g_losses.numel(), g_losses.numel(), int(tokens.sum()), int(tokens.sum()), scored
+            )
+            self._log(
+                step, epoch, g_rows[ID_KEY], None, None, g_losses, g_valid & g_have, how, info
+            )
+            return batches
+        self.ledger.add_window(
+            g_losses.numel(),
+            kept.numel(),
+            int(tokens.sum()),
+            int(tokens[kept].sum()),
+            scored,
+            int((~g_valid).sum()),
+        )
+        self._log(step, epoch, g_rows[ID_KEY], kept, strata, g_losses, g_valid & g_have, how, info)
+        mine = kept[rank::world]
+        local = take_rows(g_rows, mine)
+        if weights is not None:
+            local[WEIGHT_KEY] = weights[rank::world].to(rows["input_ids"].device)
+        return split_rows(local, len(batches))
+
+    def _choose(self, losses, valid, have, feats, unit, step, progress):
+        """Global kept positions (sorted), their weights and strata, or ``kept=None`` when this
+        window trains on everything."""
+        cfg = self.config
+        n_valid = int(valid.sum())
+        info: dict = {}
+        if cfg.method == "full" or (cfg.method == "infobatch" and progress >= cfg.infobatch_delta):
+            return None, None, None, {"reason": "no pruning (full / annealed)"}
+        forced = valid & ~have
+        budget = max(cfg.budget(n_valid), int(forced.sum()))
+        k = min(max(round(budget / unit), 1) * unit, (n_valid // unit) * unit)
+        k = max(k, -(-int(forced.sum()) // unit) * unit)
+        if k == 0 or k > n_valid or (k == valid.numel()):
+            return None, None, None, {"reason": "window too small or keep-all"}
+        scored = (valid & have).nonzero().flatten()
+        m = k - int(forced.sum())
+        options = cfg.method_options()
+        if cfg.method == "infobatch" and self.table is not None:
+            options["threshold"] = self.table.mean_loss()
+        sel = select(
+            cfg.method,
+            losses[scored],
+            None if feats is None else feats[scored],
+            m,
+            generator=selection_generator(cfg.selection_seed, step),
+            **options,
+        )
+        kept = torch.cat([forced.nonzero().flatten(), scored[sel.indices]])
+        weights = None
+        if sel.weights is not None:
+            weights = torch.cat([torch.ones(int(forced.sum())), sel.weights])
+        strata = None
+        if sel.strata is not None:
+            strata = torch.cat([torch.full((int(forced.sum()),), -1), sel.kept_strata])
+        order = torch.argsort(kept)
+        kept = kept[order]
+        weights = None if weights is None else weights[order]
+        strata = None if strata is None else strata[order]
+        info = {
+            k_: (v.tolist() if isinstance(v, torch.Tensor) else v) for k_, v in sel.info.items()
+        }
+        info["forced_unscored"] = int(forced.sum())
+        return kept, weights, strata, info
+
+    def _log(self, step, epoch, ids, kept, strata, losses, scored, how, info) -> None:
+        """One JSON line: what was seen and kept; losses over the rows that have a score."""
+        v = scored.nonzero().flatten()
+        if kept is not None:
+            kept_scored = kept[scored[kept]]
+        rec = {
+            "step": step,
+            "epoch": epoch,
+            "seen": int(ids.numel()),
+            "kept": int(ids.numel() if kept is None else kept.numel()),
+            "loss_window": float(losses[v].mean()) if v.numel() else None,
+            "loss_kept": (
+                float(losses[v if kept is None else kept_scored].mean())
+                if v.numel() and (kept is None or kept_scored.numel())
+                else None
+            ),
+            "scoring": how,
+            "kept_ids": (ids if kept is None else ids[kept]).tolist(),
+            "kept_strata": None if strata is None else strata.tolist(),
+            **{k: v_ for k, v_ in info.items() if k != "method"},
+        }
+        self.last_record = rec
+        if self.log_path and self.config.selection_log and dist.is_main_process():
+            os.makedirs(os.path.dirname(os.path.abspath(self.log_path)), exist_ok=True)
+            with open(self.log_path, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+
+    # ---- checkpoints --------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return {
+            "table": None if self.table is None else self.table.state_dict(),
+            "pending": self.pending,
+            "ledger": self.ledger.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.table is not None and state.get("table") is not None:
+            self.table.load_state_dict(state["table"])
+        self.pending = list(state.get("pending", []))
+        self.ledger.load_state_dict(state["ledger"])
+
+
+__all__ = ["ID_KEY", "ROW_KEYS", "WEIGHT_KEY", "OnPolicySelector", "selection_generator"]

@@ -1,0 +1,117 @@
+"""SLAP in your own PyTorch loop (also under Accelerate or torchrun DDP), in a few lines.
+
+>>> import torch
+>>> from slaptune import SelectionConfig
+>>> from slaptune.integrations.pytorch import SlapSelector
+>>> from slaptune.models.presets import build_model
+>>> model = build_model("llama-tiny", vocab_size=64)
+>>> opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+>>> selector = SlapSelector(model, opt, SelectionConfig(keep_ratio=0.5))
+>>> ids = torch.randint(3, 64, (8, 12))
+>>> batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids}
+>>> sub = selector.select(batch, step=0)     # score, select, keep 4 of 8 rows
+>>> loss = selector.loss(model, sub)         # token-mean over the kept rows
+>>> loss.backward(); opt.step(); opt.zero_grad()
+>>> sub["input_ids"].shape[0]
+4
+
+Under DDP or Accelerate, pass the unwrapped model to ``SlapSelector`` and the wrapped one to
+``loss``; selection is global (every rank gets an even share of the same kept set) and the loss
+is ``local token sum / global token count * world size``, so DDP's gradient averaging yields the
+token-mean over all kept rows. Call ``accelerator.backward(loss)`` as usual.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+
+from .. import distributed as dist
+from ..batching import ID_KEY, WEIGHT_KEY
+from ..config import SelectionConfig
+from ..engine import MODEL_INPUT_KEYS, OnPolicySelector
+from ..score import capture_last_hidden
+
+
+class SlapSelector:
+    """Select the rows to train on from each batch (one batch = one candidate pool).
+
+    Args:
+        model: the (unwrapped) model to score with.
+        optimizer: its optimizer (Adam state preconditions the gradient features).
+        config: the selection settings.
+        pad_token_id: used when rows of different length are stacked (DDP).
+        dataset_size: number of training examples; required for ``scoring="reuse"``, whose
+            batches must carry ``slap_id`` (see ``slaptune.indexing.with_example_ids``).
+        log_path: optional JSONL selection log.
+    """
+
+    def __init__(
+        self,
+        model,
+        optimizer=None,
+        config: SelectionConfig | None = None,
+        *,
+        pad_token_id: int = 0,
+        dataset_size: int | None = None,
+        log_path: str | None = None,
+    ):
+        self.config = config or SelectionConfig()
+        self.model = model
+        self.engine = OnPolicySelector(
+            self.config,
+            model,
+            optimizer,
+            pad_token_id=pad_token_id,
+            dataset_size=dataset_size,
+            log_path=log_path,
+        )
+
+    @property
+    def ledger(self):
+        """Samples, tokens, FLOPs and time so far (``ledger.summary()``)."""
+        return self.engine.ledger
+
+    def select(self, batch: dict, *, step: int, epoch: int = 0, progress: float = 0.0) -> dict:
+        """The kept rows of ``batch`` (this rank's share), with ``slap_weight`` where the method
+        reweights. Without ``slap_id`` in the batch (fresh scoring only) rows are numbered by
+        their position in the global batch."""
+        if ID_KEY not in batch:
+            if self.config.scoring == "reuse":
+                raise ValueError(
+                    "scoring='reuse' needs example ids: wrap the dataset with "
+                    "slaptune.indexing.with_example_ids and its collator with IdCollator"
+                )
+            batch = {
+                **batch,
+                ID_KEY: torch.arange(batch["input_ids"].shape[0], device=batch["input_ids"].device),
+            }
+        return self.engine.select_window([batch], step=step, epoch=epoch, progress=progress)[0]
+
+    def loss(self, model, batch: dict) -> torch.Tensor:
+        """Token-mean cross-entropy over the kept rows of every rank (weighted where the method
+        weights), ready for ``backward``; in reuse mode it records the rows' scores too."""
+        labels = batch["labels"]
+        recording = self.engine.table is not None and ID_KEY in batch
+        with capture_last_hidden(self.model) if recording else nullcontext({}) as store:
+            inputs = {k: v for k, v in batch.items() if k in MODEL_INPUT_KEYS}
+            logits = model(**inputs, use_cache=False).logits
+        tok = torch.nn.functional.cross_entropy(
+            logits[:, :-1].float().transpose(1, 2), labels[:, 1:], reduction="none"
+        )
+        per_row = tok.sum(1)
+        if WEIGHT_KEY in batch:
+            per_row = per_row * batch[WEIGHT_KEY].to(per_row.dtype)
+        count = (labels[:, 1:] != -100).sum()
+        world, _ = dist.world()
+        global_count = dist.all_reduce_sum(count.detach()).clamp(min=1)
+        if recording:
+            self.engine.record_training_forward(batch[ID_KEY], store["hidden"], labels)
+        return per_row.sum() / global_count * world
+
+    def state_dict(self) -> dict:
+        return self.engine.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.engine.load_state_dict(state)
