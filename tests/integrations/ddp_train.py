@@ -1,0 +1,57 @@
+"""Run by test_distributed.py under ``torchrun --nproc_per_node 2`` (or alone for 1 process):
+trains a tiny model with SlapTrainer and dumps every window's selection and the final loss."""
+
+import json
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from slaptune.integrations.hf import SlapTrainer  # noqa: E402
+from slaptune.models.presets import build_model, build_tokenizer  # noqa: E402
+from tests.integrations.helpers import collator, token_dataset, train_args  # noqa: E402
+
+
+def main(out_dir: str, method: str, per_device: int) -> None:
+    torch.set_num_threads(1)
+    tok = build_tokenizer()
+    model = build_model("llama-tiny", len(tok), seed=0)
+    ds = token_dataset(64, len(tok))
+    args = train_args(
+        out_dir,
+        per_device_train_batch_size=per_device,
+        max_steps=3,
+        method=method,
+        keep_ratio=0.5,
+        ddp_backend="gloo" if "WORLD_SIZE" in os.environ else None,
+    )
+    trainer = SlapTrainer(
+        model=model, args=args, train_dataset=ds, data_collator=collator(tok), processing_class=tok
+    )
+    records = []
+    original = trainer.slap_selector._log
+
+    def keep(*a, **kw):
+        original(*a, **kw)
+        records.append(trainer.slap_selector.last_record)
+
+    trainer.slap_selector._log = keep
+    result = trainer.train()
+    rank = int(os.environ.get("RANK", 0))
+    weights = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
+    with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
+        json.dump(
+            {
+                "records": records,
+                "train_loss": result.training_loss,
+                "weights_norm": float(weights.norm()),
+                "weights_sum": float(weights.sum()),
+            },
+            f,
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))

@@ -1,0 +1,136 @@
+"""SlapSFTTrainer gradients, refusal of packed batches, and exact resume."""
+
+import pytest
+import torch
+
+from slaptune.integrations.hf import SlapTrainer
+from tests.integrations.helpers import (
+    collator,
+    grads_at_first_step,
+    read_log,
+    reference_grads,
+    relative_error,
+    snapshot,
+    token_dataset,
+    train_args,
+)
+
+
+def sft_dataset(n=32, seed=0):
+    from datasets import Dataset
+
+    g = torch.Generator().manual_seed(seed)
+    words = ["red", "blue", "cat", "dog", "runs", "sleeps", "big", "small", "the", "a"]
+    rows = []
+    for _ in range(n):
+        pick = torch.randint(0, len(words), (6,), generator=g).tolist()
+        rows.append(
+            {
+                "prompt": " ".join(words[i] for i in pick[:3]) + "?",
+                "completion": " " + " ".join(words[i] for i in pick[3:]),
+            }
+        )
+    return Dataset.from_list(rows)
+
+
+def sft_trainer(tmp_path, tokenizer, model, lora=False, **kw):
+    from slaptune.integrations.trl import SlapSFTConfig, SlapSFTTrainer
+
+    cfg = dict(
+        output_dir=str(tmp_path),
+        bf16=False,
+        use_cpu=True,
+        max_length=64,
+        per_device_train_batch_size=8,
+        gradient_accumulation_steps=2,
+        max_steps=1,
+        report_to=[],
+        learning_rate=1e-2,
+        max_grad_norm=0.0,
+        logging_steps=1,
+        save_strategy="no",
+        disable_tqdm=True,
+        method="slap",
+        keep_ratio=0.5,
+    )
+    cfg.update(kw)
+    peft_config = None
+    if lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear")
+    return SlapSFTTrainer(
+        model=model,
+        args=SlapSFTConfig(**cfg),
+        train_dataset=sft_dataset(),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_sft_first_step_gradient_is_token_mean_over_kept_rows(
+    byte_tokenizer, tiny_model, tmp_path, lora
+):
+    model = tiny_model("llama-tiny", vocab_size=len(byte_tokenizer)).train()
+    trainer = sft_trainer(tmp_path, byte_tokenizer, model, lora=lora)
+    initial = snapshot(trainer.model)
+    got = grads_at_first_step(trainer)
+    rec = read_log(tmp_path / "selection.jsonl")[0]
+    assert rec["seen"] == 16 and rec["kept"] == 8
+    ds = trainer.train_dataset
+    rows = [{k: v for k, v in ds[i].items() if k != "slap_id"} for i in rec["kept_ids"]]
+    batch = trainer.data_collator.inner(rows)
+    batch = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "labels")}
+    assert relative_error(got, reference_grads(trainer.model, initial, batch)) < 1e-5
+
+
+def test_packing_is_refused_with_a_clear_message(byte_tokenizer, tiny_model, tmp_path):
+    model = tiny_model("llama-tiny", vocab_size=len(byte_tokenizer))
+    with pytest.raises(ValueError, match="packing=True .* set packing=False"):
+        sft_trainer(tmp_path, byte_tokenizer, model, packing=True)
+
+
+def test_resume_gives_the_same_selections_and_weights(byte_tokenizer, tiny_model, tmp_path):
+    ds = token_dataset(48, len(byte_tokenizer))
+
+    def run(out, max_steps, resume=None, save=False):
+        model = tiny_model("llama-tiny", vocab_size=len(byte_tokenizer)).train()
+        args = train_args(
+            out,
+            max_steps=6,
+            keep_ratio=0.5,
+            scoring="reuse",
+            save_strategy="steps" if save else "no",
+            save_steps=3,
+            lr_scheduler_type="constant",
+        )
+        trainer = SlapTrainer(
+            model=model,
+            args=args,
+            train_dataset=ds,
+            data_collator=collator(byte_tokenizer),
+            processing_class=byte_tokenizer,
+        )
+        if max_steps < 6:  # interrupt: stop after max_steps optimizer steps
+            from transformers import TrainerCallback
+
+            class Stop(TrainerCallback):
+                def on_step_end(self, args, state, control, **kw):
+                    if state.global_step >= max_steps:
+                        control.should_training_stop = True
+                    return control
+
+            trainer.add_callback(Stop())
+        trainer.train(resume_from_checkpoint=resume)
+        return trainer
+
+    full = run(tmp_path / "full", 6)
+    run(tmp_path / "cut", 3, save=True)
+    resumed = run(tmp_path / "cut", 6, resume=True)
+    a = read_log(tmp_path / "full" / "selection.jsonl")
+    b = read_log(tmp_path / "cut" / "selection.jsonl")
+    assert [r["kept_ids"] for r in a] == [r["kept_ids"] for r in b]
+    assert any(r["kept"] < r["seen"] for r in a[3:])  # epoch 2 prunes from recorded scores
+    for p, q in zip(full.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(p, q)
