@@ -67,10 +67,3 @@ def barrier() -> None:
     if world()[0] > 1:
         dist.barrier()
 
-
-def full_optimizer_state(param, key: str = "exp_avg_sq"):
-    """DeepSpeed keeps optimizer state flattened and partitioned, so ``optimizer.state[p]`` is
-    empty there; this collective call returns the full tensor (every rank must call it)."""
-    from deepspeed.utils import safe_get_full_optimizer_state  # only under DeepSpeed
-
-    return safe_get_full_optimizer_state(param, key)

@@ -111,7 +111,12 @@ class SlapTrainerMixin:
         return self._slap
 
     def _second_moment(self, param):
-        v = dist.full_optimizer_state(param, "exp_avg_sq")
+        """DeepSpeed keeps optimizer state flattened and partitioned (``optimizer.state[p]`` is
+        empty); this collective call returns the full tensor (every rank scores, so every rank
+        calls it)."""
+        from deepspeed.utils import safe_get_full_optimizer_state
+
+        v = safe_get_full_optimizer_state(param, "exp_avg_sq")
         if v is None:
             return None, "identity: no DeepSpeed optimizer state yet"
         return v, "adam (deepspeed, not bias-corrected)"
