@@ -43,6 +43,7 @@ class SelectionConfig:
     sketch_vocab: int = _opt(64, "kv, vocabulary-side projection width of the gradient sketch")
     sketch_hidden: int = _opt(64, "kd, hidden-side projection width of the gradient sketch")
     precondition: str = _opt("adam_rank1", "adam_rank1, adam_exact, or none")
+    lora_modules: int = _opt(1, "feature_source=lora: how many of the last LoRA modules to use")
     selection_seed: int = _opt(0, "seed of the selection generator (same on every rank)")
     reuse_max_staleness: int = _opt(
         0, "reuse: re-score an example whose score is older than this many epochs (0: never)"
@@ -76,6 +77,13 @@ class SelectionConfig:
             raise ValueError(f"hard_cut must be in [0, 1), got {self.hard_cut}")
         if not 0.0 < self.infobatch_delta <= 1.0:
             raise ValueError(f"infobatch_delta must be in (0, 1], got {self.infobatch_delta}")
+        if self.lora_modules < 1:
+            raise ValueError("lora_modules must be >= 1")
+        if self.feature_source == "lora" and self.scoring == "reuse":
+            raise ValueError(
+                "feature_source='lora' needs a backward pass of its own, so it only "
+                "works with scoring='fresh'; use feature_source='head' with reuse"
+            )
         if self.reuse_max_staleness < 0:
             raise ValueError("reuse_max_staleness must be >= 0")
 

@@ -66,4 +66,3 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
 def barrier() -> None:
     if world()[0] > 1:
         dist.barrier()
-

@@ -36,6 +36,7 @@ from .score import (
     example_losses,
     output_layer,
 )
+from .score.lora import LoraGradientSketch
 from .select import NEEDS_FEATURES, select
 from .state import ScoreTable
 
@@ -97,6 +98,7 @@ class OnPolicySelector:
             lambda p: adam_second_moment(self.optimizer, p)
         )
         self._sketch: HeadGradientSketch | None = None
+        self._lora: LoraGradientSketch | None = None
         self.last_record: dict = {}
 
     # ---- scoring ------------------------------------------------------------------------------
@@ -122,9 +124,31 @@ class OnPolicySelector:
         feats = self.sketch()(logits, hidden, labels, second, precondition=self.config.precondition)
         return feats, how
 
-    @torch.no_grad()
     def score_batch(self, batch: dict):
         """Fresh no-grad forward of one micro-batch: ``(losses, valid, features | None, how)``."""
+        if self.needs_features and self.config.feature_source == "lora":
+            return self._score_lora(batch)
+        with torch.no_grad():
+            return self._score_head(batch)
+
+    def _score_lora(self, batch: dict):
+        if self._lora is None:
+            self._lora = LoraGradientSketch(
+                self.config.sketch_vocab, self.config.lora_modules, self.config.selection_seed
+            )
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            moments = None if self.config.precondition == "none" else self.second_moment_fn
+            feats, losses, valid = self._lora(
+                self.model, model_inputs(batch), batch["labels"], moments
+            )
+        finally:
+            self.model.train(was_training)
+        self.ledger.scoring_forwards += 1
+        return losses, valid, feats, "lora/" + self._lora.last_preconditioner
+
+    def _score_head(self, batch: dict):
         was_training = self.model.training
         self.model.eval()
         autocast = (

@@ -18,11 +18,15 @@ from .capture import (
     output_weight_param,
 )
 from .head import HeadGradientSketch, head_gradients, rank1_inverse_sqrt
+from .lora import LoraGradientSketch, lora_example_gradients, lora_layers
 from .loss import IGNORE_INDEX, example_losses, losses_from_token_logprobs
 
 __all__ = [
     "IGNORE_INDEX",
     "HeadGradientSketch",
+    "LoraGradientSketch",
+    "lora_example_gradients",
+    "lora_layers",
     "adam_second_moment",
     "backbone",
     "capture_last_hidden",
