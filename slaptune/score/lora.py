@@ -8,8 +8,8 @@ linear ``y = W x + s B A x`` and ``delta_t = dL_i / dy_t``::
 
 ``delta`` comes from ONE backward of the summed per-example losses (examples do not interact in
 a forward pass, so the gradient of the sum w.r.t. row ``i``'s activations is ``dL_i``'s), and only
-from the chosen module's output onward: that output is turned into a leaf and the parameters are
-frozen for the pass, so no parameter gradient is computed and nothing before that module is
+from the first chosen module's output onward: a zero leaf is added to each chosen output and the
+parameters are frozen for the pass, so no parameter gradient is computed and nothing before that module is
 differentiated. The per-example matrices are small (``out x r`` and ``r x in``); they are divided
 elementwise by ``sqrt(v) + eps`` (Adam's bias-corrected second moment, where there is one) and
 projected on their long side to ``k`` dimensions.
@@ -59,8 +59,10 @@ def lora_example_gradients(model, inputs: dict, labels: torch.Tensor, last: int 
                 s["x"], s["u"] = args[0].detach(), out.detach()
 
             def leaf(_m, _args, out, s=store[name]):
-                s["y"] = out.detach().requires_grad_(True)
-                return s["y"]
+                # y + 0-leaf: same value, and d(loss)/d(leaf) is the total derivative w.r.t. this
+                # module's output, while gradients still flow through y to earlier chosen modules.
+                s["y"] = torch.zeros_like(out, requires_grad=True)
+                return out + s["y"]
 
             stack.callback(a.register_forward_hook(grab_a).remove)
             stack.callback(module.register_forward_hook(leaf).remove)
