@@ -37,7 +37,7 @@ from .score import (
     output_layer,
 )
 from .score.lora import LoraGradientSketch
-from .select import NEEDS_FEATURES, select
+from .select import LOSS_FREE, NEEDS_FEATURES, select
 from .state import ScoreTable
 
 MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "position_ids", "token_type_ids")
@@ -207,6 +207,9 @@ class OnPolicySelector:
     def _scores(self, batches, rows, epoch):
         """Local ``(losses, valid, features, have_score, how)`` for the window's rows."""
         n = rows["input_ids"].shape[0]
+        if self.config.method in LOSS_FREE:  # random: no signal needed, no scoring paid
+            valid = supervised_tokens(rows["labels"]).cpu() > 0
+            return torch.zeros(n), valid, None, torch.ones(n, dtype=torch.bool), "none"
         if self.table is not None:
             have, losses, feats = self.table.lookup(
                 rows[ID_KEY], epoch, self.config.reuse_max_staleness
@@ -236,6 +239,8 @@ class OnPolicySelector:
             if ID_KEY not in b:
                 raise ValueError(f"batch has no {ID_KEY!r} column (example ids); see the docs")
         self._flush_pending(epoch)
+        if self._trains_everything(progress):  # no choice to make: no scoring either
+            return self._keep_all(batches, step, epoch)
         rows = stack_rows(batches, self.pad_token_id)
         with self.ledger.timed("scoring"):
             losses, valid, feats, have, how = self._scores(batches, rows, epoch)
@@ -258,7 +263,9 @@ class OnPolicySelector:
         tokens = g_rows["attention_mask"].sum(1).cpu() if "attention_mask" in g_rows else None
         if tokens is None:
             tokens = torch.full((g_losses.numel(),), g_rows["input_ids"].shape[1])
-        scored = int(tokens.sum()) if how != "reuse" else 0
+        fresh = self.table is None and how != "none"
+        scored = int(tokens.sum()) if fresh else 0
+        g_scored = g_valid & g_have if how != "none" else torch.zeros_like(g_valid)
         if kept is None:  # nothing pruned: train on the window as it came
             self.ledger.add_window(
                 g_losses.numel(), g_losses.numel(), int(tokens.sum()), int(tokens.sum()), scored
@@ -275,12 +282,40 @@ class OnPolicySelector:
             scored,
             int((~g_valid).sum()),
         )
-        self._log(step, epoch, g_rows[ID_KEY], kept, strata, g_losses, g_valid & g_have, how, info)
+        self._log(step, epoch, g_rows[ID_KEY], kept, strata, g_losses, g_scored, how, info)
         mine = kept[rank::world]
         local = take_rows(g_rows, mine)
         if weights is not None:
             local[WEIGHT_KEY] = weights[rank::world].to(rows["input_ids"].device)
         return split_rows(local, len(batches))
+
+    def _trains_everything(self, progress: float) -> bool:
+        cfg = self.config
+        annealed = cfg.method == "infobatch" and progress >= cfg.infobatch_delta
+        return cfg.method == "full" or cfg.keep_ratio >= 1.0 or annealed
+
+    def _keep_all(self, batches, step, epoch):
+        ids = dist.gather_rows(torch.cat([b[ID_KEY] for b in batches])).cpu()
+        tokens = sum(
+            int(b["attention_mask"].sum()) if "attention_mask" in b else b["input_ids"].numel()
+            for b in batches
+        )
+        device = batches[0]["input_ids"].device
+        tokens = int(dist.all_reduce_sum(torch.tensor(tokens, device=device)))
+        self.ledger.add_window(ids.numel(), ids.numel(), tokens, tokens, 0)
+        nothing = torch.zeros(ids.numel(), dtype=torch.bool)
+        self._log(
+            step,
+            epoch,
+            ids,
+            None,
+            None,
+            torch.zeros(ids.numel()),
+            nothing,
+            "none",
+            {"reason": "keeps everything (full / keep_ratio 1 / annealed)"},
+        )
+        return batches
 
     def _choose(self, losses, valid, have, feats, unit, step, progress):
         """Global kept positions (sorted), their weights and strata, or ``kept=None`` when this
@@ -288,8 +323,6 @@ class OnPolicySelector:
         cfg = self.config
         n_valid = int(valid.sum())
         info: dict = {}
-        if cfg.method == "full" or (cfg.method == "infobatch" and progress >= cfg.infobatch_delta):
-            return None, None, None, {"reason": "no pruning (full / annealed)"}
         forced = valid & ~have
         budget = max(cfg.budget(n_valid), int(forced.sum()))
         k = min(max(round(budget / unit), 1) * unit, (n_valid // unit) * unit)
@@ -342,7 +375,10 @@ class OnPolicySelector:
                 if v.numel() and (kept is None or kept_scored.numel())
                 else None
             ),
-            "scoring": how,
+            "scoring": self.config.scoring,
+            "features": how,
+            "seen_ids": ids.tolist(),
+            "seen_losses": [round(float(x), 5) if ok else None for x, ok in zip(losses, scored)],
             "kept_ids": (ids if kept is None else ids[kept]).tolist(),
             "kept_strata": None if strata is None else strata.tolist(),
             **{k: v_ for k, v_ in info.items() if k != "method"},

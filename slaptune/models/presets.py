@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ..data.tokenize import ensure_chat_template
+
 SIZES = {  # hidden, layers, intermediate, heads
     "tiny": (32, 2, 64, 2),
     "1m": (64, 2, 256, 4),
@@ -17,10 +19,6 @@ SIZES = {  # hidden, layers, intermediate, heads
 ARCHITECTURES = ("llama", "glm", "gpt2", "qwen2")
 PRESETS = tuple(f"{a}-{s}" for a in ARCHITECTURES for s in SIZES)
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]
-DEFAULT_CHAT_TEMPLATE = (
-    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}{{ eos_token }}\n{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
-)
 
 
 def build_config(preset: str, vocab_size: int, max_positions: int = 1024):
@@ -92,5 +90,5 @@ def build_tokenizer(texts: Iterable[str] | None = None, vocab_size: int = 1024):
         eos_token="</s>",
         unk_token="<unk>",
     )
-    fast.chat_template = DEFAULT_CHAT_TEMPLATE
+    ensure_chat_template(fast)
     return fast

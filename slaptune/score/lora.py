@@ -9,8 +9,9 @@ linear ``y = W x + s B A x`` and ``delta_t = dL_i / dy_t``::
 ``delta`` comes from ONE backward of the summed per-example losses (examples do not interact in
 a forward pass, so the gradient of the sum w.r.t. row ``i``'s activations is ``dL_i``'s), and only
 from the first chosen module's output onward: a zero leaf is added to each chosen output and the
-parameters are frozen for the pass, so no parameter gradient is computed and nothing before that module is
-differentiated. The per-example matrices are small (``out x r`` and ``r x in``); they are divided
+parameters are frozen for the pass, so no parameter gradient is computed and nothing before
+that module is differentiated. The per-example matrices are small (``out x r``, ``r x in``),
+so they are divided
 elementwise by ``sqrt(v) + eps`` (Adam's bias-corrected second moment, where there is one) and
 projected on their long side to ``k`` dimensions.
 """

@@ -14,10 +14,19 @@ import torch
 
 from . import methods as _methods  # noqa: F401  (registers the methods)
 from ._checks import check_budget, check_losses
-from .registry import NEEDS_FEATURES, Selection, check_options, get_method, method_names, register
+from .registry import (
+    LOSS_FREE,
+    NEEDS_FEATURES,
+    Selection,
+    check_options,
+    get_method,
+    method_names,
+    register,
+)
 from .strata import assign_strata, stratum_budgets
 
 __all__ = [
+    "LOSS_FREE",
     "NEEDS_FEATURES",
     "Selection",
     "assign_strata",

@@ -71,13 +71,13 @@ def kcenter(losses, features, budget, generator) -> Selection:
     return Selection(farthest_point_in_group(features, sq_norms, members, budget, [], generator))
 
 
-@register("random")
+@register("random", loss_free=True)
 def random(losses, features, budget, generator) -> Selection:
     """Uniform random subset of size ``budget``."""
     return Selection(torch.randperm(losses.numel(), generator=generator)[:budget])
 
 
-@register("full")
+@register("full", loss_free=True)
 def full(losses, features, budget, generator) -> Selection:
     """Every example (the full-data baseline); ``budget`` must equal the pool size."""
     if budget != losses.numel():

@@ -42,9 +42,12 @@ MethodFn = Callable[..., Selection]
 _METHODS: dict[str, MethodFn] = {}
 _OPTIONS: dict[str, tuple[str, ...]] = {}
 NEEDS_FEATURES: set[str] = set()
+LOSS_FREE: set[str] = set()  # methods that look at neither losses nor features
 
 
-def register(name: str, *, needs_features: bool = False) -> Callable[[MethodFn], MethodFn]:
+def register(
+    name: str, *, needs_features: bool = False, loss_free: bool = False
+) -> Callable[[MethodFn], MethodFn]:
     """Register ``fn`` under ``name``; its keyword-only parameters become its options."""
 
     def wrap(fn: MethodFn) -> MethodFn:
@@ -53,6 +56,8 @@ def register(name: str, *, needs_features: bool = False) -> Callable[[MethodFn],
         _METHODS[name] = fn
         if needs_features:
             NEEDS_FEATURES.add(name)
+        if loss_free:
+            LOSS_FREE.add(name)
         return fn
 
     return wrap

@@ -208,12 +208,23 @@ def test_lora_feature_source_trains_exactly(setup, byte_tokenizer, tmp_path):
     model = setup(lora=True)
     initial = snapshot(model)
     ds = token_dataset(32, len(byte_tokenizer))
-    args = train_args(tmp_path, max_steps=2, keep_ratio=0.5, feature_source="lora",
-                      sketch_vocab=16, lora_modules=2)
-    trainer = SlapTrainer(model=model, args=args, train_dataset=ds,
-                          data_collator=collator(byte_tokenizer), processing_class=byte_tokenizer)
+    args = train_args(
+        tmp_path,
+        max_steps=2,
+        keep_ratio=0.5,
+        feature_source="lora",
+        sketch_vocab=16,
+        lora_modules=2,
+    )
+    trainer = SlapTrainer(
+        model=model,
+        args=args,
+        train_dataset=ds,
+        data_collator=collator(byte_tokenizer),
+        processing_class=byte_tokenizer,
+    )
     got = grads_at_first_step(trainer)
     log = read_log(tmp_path / "selection.jsonl")
-    assert [r["scoring"].split(":")[0] for r in log] == ["lora/identity", "lora/adam"]
+    assert [r["features"].split(":")[0] for r in log] == ["lora/identity", "lora/adam"]
     ref = reference_grads(trainer.model, initial, kept_batch(trainer, ds, log[0]["kept_ids"]))
     assert relative_error(got, ref) < 1e-5

@@ -1,0 +1,1 @@
+"""The ``slaptune`` command line (thin: parse, then call the library)."""

@@ -1,0 +1,40 @@
+"""``slaptune train``: fine-tune with on-policy selection; see ``slaptune train --help``."""
+
+from __future__ import annotations
+
+import json
+
+from ...run_config import RunConfig
+from ..options import add_dataclass_flags, resolve
+
+
+def add_parser(sub, name):
+    p = sub.add_parser(
+        name,
+        help="fine-tune a model with SLAP (or a baseline) selection",
+        description="Fine-tune with on-policy selection. Flags and --config YAML "
+        "keys share names (keep_ratio <-> --keep-ratio).",
+    )
+    add_dataclass_flags(p, RunConfig)
+
+
+def run(args) -> int:
+    from ...pipeline.train import run_training
+
+    cfg = resolve(RunConfig, args)
+    metrics = run_training(cfg)
+    keys = (
+        "samples_seen",
+        "samples_trained",
+        "tokens_seen",
+        "tokens_trained",
+        "flops_scoring",
+        "flops_training",
+        "wall_clock_s",
+        "train_loss",
+        "eval_loss",
+        "eval_perplexity",
+    )
+    print(json.dumps({k: metrics.get(k) for k in keys}, indent=1))
+    print(f"outputs in {cfg.output_dir}")
+    return 0

@@ -1,0 +1,61 @@
+"""``slaptune <command>``: train, eval, generate, convert, check-data, demo, bench.
+
+Expected failures (bad data, bad options, missing files) end with one line
+``slaptune: error: ...`` and exit status 2; tracebacks are for bugs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from . import commands
+
+COMMANDS = {
+    "train": commands.train,
+    "eval": commands.evaluate,
+    "generate": commands.generate,
+    "convert": commands.convert,
+    "check-data": commands.check_data,
+    "demo": commands.demo,
+    "bench": commands.bench,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    p = argparse.ArgumentParser(
+        prog="slaptune",
+        description="On-policy stratified loss-based data pruning (SLAP) for instruction tuning.",
+    )
+    p.add_argument("--version", action="version", version=f"slaptune {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        module.add_parser(sub, name)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(COMMANDS[args.command].run(args) or 0)
+    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:
+        first, *rest = str(e).splitlines() or [type(e).__name__]
+        print(f"slaptune: error: {first}", file=sys.stderr)
+        for line in rest:
+            print(line, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "slaptune: interrupted; a run with checkpoints continues with --resume", file=sys.stderr
+        )
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Reading, checking and tokenising instruction data; the built-in demo data."""

@@ -1,0 +1,193 @@
+"""Import a llama2.c checkpoint (legacy version-0 ``.bin``) and its ``tok*.bin`` tokenizer as a
+standard Hugging Face ``LlamaForCausalLM`` folder with a ``tokenizers`` tokenizer.
+
+Written by hand because no maintained library reads llama2.c's binary formats. Two details
+matter: llama2.c rotates interleaved pairs ``(2i, 2i+1)`` while HF Llama rotates halves, so the
+rows of ``wq`` and ``wk`` are permuted per head (as in HF's ``convert_llama_weights_to_hf.py``);
+and the tokenizer is sentencepiece-style BPE whose merge priority is the score of the merged
+piece, with byte fallback (ids 3..258) and a dummy leading space.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import numpy as np
+import torch
+
+HEADER = ("dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len")
+
+
+def read_checkpoint(path: str):
+    """``(header dict, {name: float32 array})`` of a llama2.c version-0 checkpoint."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 28:
+        raise ValueError(f"{path}: too short for a llama2.c checkpoint header")
+    h = dict(zip(HEADER, struct.unpack("7i", raw[:28])))
+    shared = h["vocab_size"] > 0
+    h["vocab_size"] = abs(h["vocab_size"])
+    d, hd, L, nh, nkv, v = (
+        h[k] for k in ("dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size")
+    )
+    head = d // nh
+    shapes = [
+        ("tok_embeddings", (v, d)),
+        ("rms_att", (L, d)),
+        ("wq", (L, nh * head, d)),
+        ("wk", (L, nkv * head, d)),
+        ("wv", (L, nkv * head, d)),
+        ("wo", (L, d, nh * head)),
+        ("rms_ffn", (L, d)),
+        ("w1", (L, hd, d)),
+        ("w2", (L, d, hd)),
+        ("w3", (L, hd, d)),
+        ("rms_final", (d,)),
+        ("freq_cis_real", (h["seq_len"], head // 2)),
+        ("freq_cis_imag", (h["seq_len"], head // 2)),
+    ]
+    data = np.frombuffer(raw, dtype=np.float32, offset=28)
+    out, pos = {}, 0
+    for name, shape in shapes:
+        n = int(np.prod(shape))
+        if pos + n > data.size:
+            raise ValueError(
+                f"{path}: file ends inside {name}; not a llama2.c v0 checkpoint with header {h}"
+            )
+        out[name] = data[pos : pos + n].reshape(shape)
+        pos += n
+    if not shared:
+        n = v * d
+        if pos + n > data.size:
+            raise ValueError(f"{path}: missing the unshared classifier weights")
+        out["wcls"] = data[pos : pos + n].reshape(v, d)
+    h["shared_classifier"] = shared
+    return h, out
+
+
+def _permute(w: torch.Tensor, heads: int) -> torch.Tensor:
+    """Interleaved-pair rotary layout -> HF's rotate-half layout, per head."""
+    rows, cols = w.shape
+    return w.view(heads, rows // heads // 2, 2, cols).transpose(1, 2).reshape(rows, cols)
+
+
+def build_model(header: dict, weights: dict):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(
+        vocab_size=header["vocab_size"],
+        hidden_size=header["dim"],
+        intermediate_size=header["hidden_dim"],
+        num_hidden_layers=header["n_layers"],
+        num_attention_heads=header["n_heads"],
+        num_key_value_heads=header["n_kv_heads"],
+        max_position_embeddings=header["seq_len"],
+        rms_norm_eps=1e-5,
+        rope_theta=10000.0,
+        tie_word_embeddings=header["shared_classifier"],
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    model = LlamaForCausalLM(cfg)
+    t = {k: torch.from_numpy(np.array(v)) for k, v in weights.items()}
+    sd = {
+        "model.embed_tokens.weight": t["tok_embeddings"],
+        "model.norm.weight": t["rms_final"],
+        "lm_head.weight": t.get("wcls", t["tok_embeddings"]),
+    }
+    for i in range(header["n_layers"]):
+        p = f"model.layers.{i}."
+        sd[p + "input_layernorm.weight"] = t["rms_att"][i]
+        sd[p + "post_attention_layernorm.weight"] = t["rms_ffn"][i]
+        sd[p + "self_attn.q_proj.weight"] = _permute(t["wq"][i], header["n_heads"])
+        sd[p + "self_attn.k_proj.weight"] = _permute(t["wk"][i], header["n_kv_heads"])
+        sd[p + "self_attn.v_proj.weight"] = t["wv"][i]
+        sd[p + "self_attn.o_proj.weight"] = t["wo"][i]
+        sd[p + "mlp.gate_proj.weight"] = t["w1"][i]
+        sd[p + "mlp.down_proj.weight"] = t["w2"][i]
+        sd[p + "mlp.up_proj.weight"] = t["w3"][i]
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    if unexpected or [m for m in missing if "lm_head" not in m]:
+        raise ValueError(f"weight mismatch: missing {missing}, unexpected {unexpected}")
+    return model
+
+
+def read_tokenizer(path: str) -> tuple[list[str], list[float]]:
+    with open(path, "rb") as f:
+        raw = f.read()
+    pieces, scores, pos = [], [], 4
+    while pos < len(raw):
+        score, n = struct.unpack_from("fi", raw, pos)
+        pos += 8
+        pieces.append(raw[pos : pos + n].decode("utf-8", errors="replace"))
+        scores.append(score)
+        pos += n
+    return pieces, scores
+
+
+def build_tokenizer(pieces: list[str], scores: list[float]):
+    """A fast tokenizer equivalent to llama2.c's encoder, in the standard Llama layout."""
+    from tokenizers import Tokenizer, decoders, normalizers, processors
+    from tokenizers.models import BPE
+    from transformers import PreTrainedTokenizerFast
+
+    # llama2.c stores the specials as "<unk>", "\n<s>\n", "\n</s>\n"; use the plain names.
+    sp = ["<unk>", "<s>", "</s>"] + [
+        p.replace(" ", "\u2581") if i > 258 else p for i, p in enumerate(pieces) if i > 2
+    ]
+    vocab = {p: i for i, p in enumerate(sp)}
+    merges = []
+    for piece, score in zip(sp[259:], scores[259:]):
+        for k in range(1, len(piece)):
+            a, b = piece[:k], piece[k:]
+            if a in vocab and b in vocab:
+                merges.append((score, vocab[a], vocab[b], (a, b)))
+    merges = [m[3] for m in sorted(merges, key=lambda m: (-m[0], m[1], m[2]))]
+    tok = Tokenizer(
+        BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True)
+    )
+    tok.normalizer = normalizers.Sequence(
+        [normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")]
+    )
+    tok.decoder = decoders.Sequence(
+        [
+            decoders.Replace("\u2581", " "),
+            decoders.ByteFallback(),
+            decoders.Fuse(),
+            decoders.Strip(" ", 1, 0),
+        ]
+    )
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<unk>",
+    )
+
+
+def convert(checkpoint: str, tokenizer: str, out_dir: str) -> str:
+    """Write ``out_dir`` (model as safetensors + tokenizer); written to a temporary folder first
+    and renamed, so a failure leaves nothing half-written."""
+    for path in (checkpoint, tokenizer):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: no such file")
+    header, weights = read_checkpoint(checkpoint)
+    pieces, scores = read_tokenizer(tokenizer)
+    if len(pieces) != header["vocab_size"]:
+        raise ValueError(
+            f"{tokenizer} has {len(pieces)} tokens but {checkpoint} expects {header['vocab_size']}"
+        )
+    model = build_model(header, weights)
+    tok = build_tokenizer(pieces, scores)
+    tmp = out_dir.rstrip("/") + ".partial"
+    model.save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
+    if os.path.exists(out_dir):
+        raise FileExistsError(f"{out_dir} exists; choose a new output folder")
+    os.replace(tmp, out_dir)
+    return out_dir

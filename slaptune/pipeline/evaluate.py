@@ -1,0 +1,124 @@
+"""Held-out loss and perplexity, batched generation, and task metrics."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..data.formats import Example
+from ..data.tokenize import prompt_text
+from .metrics import PRIMARY, task_scores
+
+
+def _progress(iterable, enabled: bool, desc: str, total=None):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, leave=False)
+
+
+@torch.no_grad()
+def heldout_loss(
+    model, tokenizer, rows: list[dict], batch_size: int = 16, progress: bool = False
+) -> dict:
+    """Token-mean cross-entropy over every supervised token of ``rows``, and its exp."""
+    model.eval()
+    total, count = 0.0, 0
+    device = next(model.parameters()).device
+    batches = range(0, len(rows), batch_size)
+    for s in _progress(batches, progress, "eval loss", len(batches)):
+        chunk = rows[s : s + batch_size]
+        n = max(len(r["input_ids"]) for r in chunk)
+        pad = tokenizer.pad_token_id or 0
+        ids = torch.tensor([r["input_ids"] + [pad] * (n - len(r["input_ids"])) for r in chunk])
+        mask = torch.tensor(
+            [[1] * len(r["input_ids"]) + [0] * (n - len(r["input_ids"])) for r in chunk]
+        )
+        labels = torch.tensor([r["labels"] + [-100] * (n - len(r["labels"])) for r in chunk])
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+        tok = torch.nn.functional.cross_entropy(
+            logits[:, :-1].float().transpose(1, 2), labels[:, 1:].to(device), reduction="sum"
+        )
+        total += float(tok)
+        count += int((labels[:, 1:] != -100).sum())
+    loss = total / max(count, 1)
+    return {"eval_loss": round(loss, 5), "eval_perplexity": round(math.exp(min(loss, 50)), 3)}
+
+
+@torch.no_grad()
+def generate(
+    model,
+    tokenizer,
+    prompts: list[str],
+    max_new_tokens: int = 64,
+    batch_size: int = 16,
+    greedy: bool = True,
+    temperature: float = 1.0,
+    progress: bool = False,
+) -> list[str]:
+    """Continuations of ``prompts`` (left-padded batches), special tokens removed."""
+    model.eval()
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    device = next(model.parameters()).device
+    outs = []
+    try:
+        batches = range(0, len(prompts), batch_size)
+        for s in _progress(batches, progress, "generate", len(batches)):
+            enc = tokenizer(
+                prompts[s : s + batch_size],
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=True,
+            ).to(device)
+            gen = model.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                do_sample=not greedy,
+                temperature=temperature if not greedy else None,
+                top_p=None,
+                top_k=None,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+            )
+            new = gen[:, enc["input_ids"].shape[1] :]
+            outs += [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
+    finally:
+        tokenizer.padding_side = side
+    return outs
+
+
+def evaluate(
+    model,
+    tokenizer,
+    rows: list[dict],
+    examples: list[Example],
+    n_generate: int,
+    max_new_tokens: int,
+    progress: bool = False,
+) -> dict:
+    """Held-out loss/perplexity over ``rows`` and task metrics on the first ``n_generate``
+    examples; ``primary`` names the headline metric per task."""
+    out = heldout_loss(model, tokenizer, rows, progress=progress)
+    if n_generate and examples:
+        sample = examples[:n_generate]
+        preds = generate(
+            model,
+            tokenizer,
+            [prompt_text(tokenizer, e) for e in sample],
+            max_new_tokens,
+            progress=progress,
+        )
+        out.update(task_scores([e.task for e in sample], preds, [e.references for e in sample]))
+        out["primary"] = {t: f"{t}/{PRIMARY[t]}" for t in {e.task for e in sample}}
+        out["samples"] = [
+            {
+                "prompt": e.messages[-2]["content"][:200],
+                "prediction": p,
+                "reference": e.references[0][:200],
+            }
+            for e, p in zip(sample[:5], preds)
+        ]
+    return out

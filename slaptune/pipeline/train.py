@@ -1,0 +1,155 @@
+"""``run_training``: data and model checks, SlapTrainer, evaluation, and the run's outputs.
+
+Outputs in ``output_dir``: the model and tokenizer (safetensors), ``run_config.yaml``,
+``metrics.json``, ``selection.jsonl`` and ``plots/``. Every check runs before the folder is
+created, and the final files are written atomically (temporary name, then rename).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+import torch
+import yaml
+
+from ..run_config import RunConfig
+from .evaluate import evaluate
+from .prepare import prepare
+from .report import plot_kept_histogram, plot_losses, read_selection_log
+
+
+def write_atomic(path: str, text: str) -> None:
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def check_output_dir(cfg: RunConfig) -> None:
+    out = cfg.output_dir
+    if not os.path.exists(out):
+        if cfg.resume:
+            raise FileNotFoundError(f"--resume: {out} does not exist; nothing to resume")
+        return
+    has_ckpt = any(n.startswith("checkpoint-") for n in os.listdir(out))
+    if cfg.resume and not has_ckpt:
+        raise FileNotFoundError(f"--resume: {out} has no checkpoint-* folder to resume from")
+    if not cfg.resume and os.listdir(out):
+        raise FileExistsError(
+            f"{out} exists and is not empty; pass --resume to continue it or "
+            "choose another --output-dir"
+        )
+
+
+def build_trainer(cfg: RunConfig, tok, model, data):
+    import datasets
+    from transformers import DataCollatorForSeq2Seq
+
+    from ..config import SelectionConfig
+    from ..integrations.hf import SlapTrainer, SlapTrainingArguments
+
+    if cfg.lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=cfg.lora_r,
+                lora_alpha=cfg.lora_alpha,
+                target_modules=cfg.lora_targets,
+                task_type="CAUSAL_LM",
+            ),
+        )
+    selection = {k: getattr(cfg, k) for k in SelectionConfig.__dataclass_fields__}
+    args = SlapTrainingArguments(
+        output_dir=cfg.output_dir,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        num_train_epochs=cfg.epochs,
+        learning_rate=cfg.learning_rate,
+        warmup_steps=cfg.warmup_ratio,
+        weight_decay=cfg.weight_decay,
+        lr_scheduler_type="linear",
+        logging_steps=cfg.logging_steps,
+        save_strategy="steps" if cfg.save_steps else "epoch",
+        save_steps=cfg.save_steps or 500,
+        save_total_limit=2,
+        seed=cfg.seed,
+        report_to=[],
+        use_cpu=not torch.cuda.is_available(),
+        bf16=cfg.bf16,
+        disable_tqdm=not cfg.progress,
+        dataloader_num_workers=0,
+        per_device_eval_batch_size=cfg.batch_size,
+        **selection,
+    )
+    collator = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100)
+    return SlapTrainer(
+        model=model,
+        args=args,
+        processing_class=tok,
+        data_collator=collator,
+        train_dataset=datasets.Dataset.from_list(data.train_rows),
+    )
+
+
+def run_training(cfg: RunConfig) -> dict:
+    """Train with selection, evaluate, write every output; returns the metrics."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    check_output_dir(cfg)
+    tok, model, data = prepare(cfg)  # raises before anything is written
+    os.makedirs(cfg.output_dir, exist_ok=True)
+    trainer = build_trainer(cfg, tok, model, data)
+    t0 = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=True if cfg.resume else None)
+    wall = time.perf_counter() - t0
+    model = trainer.model
+    metrics = {
+        **trainer.slap_selector.ledger.summary(),
+        "wall_clock_s": round(wall, 3),
+        "train_loss": round(result.training_loss, 5),
+        "records_skipped": len(data.skipped),
+        "method": cfg.method,
+        "keep_ratio": cfg.keep_ratio,
+        "scoring": cfg.scoring,
+    }
+    metrics["time_training_s"] = round(
+        wall - metrics["time_scoring_s"] - metrics["time_selection_s"], 3
+    )
+    metrics.update(
+        evaluate(
+            model,
+            tok,
+            data.eval_rows,
+            data.eval_examples,
+            cfg.eval_generate,
+            cfg.max_new_tokens,
+            progress=cfg.progress,
+        )
+    )
+    trainer.save_model(cfg.output_dir)
+    tok.save_pretrained(cfg.output_dir)
+    write_atomic(
+        os.path.join(cfg.output_dir, "run_config.yaml"),
+        yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False),
+    )
+    records = read_selection_log(os.path.join(cfg.output_dir, "selection.jsonl"))
+    plots = os.path.join(cfg.output_dir, "plots")
+    try:
+        os.makedirs(plots, exist_ok=True)
+        metrics["plots"] = [
+            p
+            for p in (
+                plot_losses(trainer.state.log_history, records, os.path.join(plots, "loss.png")),
+                plot_kept_histogram(records, os.path.join(plots, "kept_losses.png")),
+            )
+            if p
+        ]
+    except ImportError:
+        metrics["plots"] = "matplotlib not installed: pip install 'slaptune[bench]'"
+    metrics["log_history"] = trainer.state.log_history
+    write_atomic(os.path.join(cfg.output_dir, "metrics.json"), json.dumps(metrics, indent=1))
+    return metrics
