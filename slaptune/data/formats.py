@@ -145,7 +145,9 @@ def _translation(r: dict, source_lang: str | None, target_lang: str | None) -> E
 
 def _qa(r: dict) -> Example:
     question, context = _text(r, "question"), _text(r, "context", required=False)
-    answer = r.get("answer")
+    if r.get("answer") is None:
+        raise RecordError("missing field 'answer'")
+    answer = r["answer"]
     refs = answer if isinstance(answer, list) else [answer]
     if not refs or not all(isinstance(a, str) and a.strip() for a in refs):
         raise RecordError("field 'answer' must be a non-empty string or list of strings")

@@ -72,7 +72,7 @@ def plot_comparison(rows: list[dict], path: str) -> str:
 def run_demo(
     output_dir: str,
     keep_ratio: float = 0.7,
-    model: str = "llama-1m",
+    model: str = "llama-5m",
     epochs: float = 3.0,
     n_train: int = 1200,
     seed: int = 0,

@@ -83,6 +83,10 @@ def prepare(cfg: RunConfig):
     """``(tokenizer, model, PreparedData)``; raises ``DataError`` before any output exists."""
     if not cfg.data:
         raise ValueError("no training data: pass --data FILE [FILE ...]")
+    if not os.path.isdir(cfg.model) and cfg.model not in PRESETS:
+        raise ValueError(
+            f"--model {cfg.model!r} is neither a folder nor a preset; presets: {', '.join(PRESETS)}"
+        )
     examples, skipped = read_and_check(cfg.data, cfg, "training data")
     if cfg.eval_data:
         eval_examples, bad = read_and_check(cfg.eval_data, cfg, "evaluation data")
