@@ -116,13 +116,17 @@ class OnPolicySelector:
             )
         return self._sketch
 
-    def features_from(self, logits, hidden, labels) -> tuple[torch.Tensor, str]:
+    def features_from(self, logits, hidden, labels):
+        """``(features, losses, valid, how)`` from one pass over the supervised tokens."""
         weight = output_layer(self.model).weight
         second, how = (None, "identity")
         if self.config.precondition != "none":
             second, how = self.second_moment_fn(weight)
-        feats = self.sketch()(logits, hidden, labels, second, precondition=self.config.precondition)
-        return feats, how
+        sketch, mode = self.sketch(), self.config.precondition
+        if mode == "adam_exact":
+            feats = sketch(logits, hidden, labels, second, precondition=mode)
+            return (feats, *example_losses(logits, labels), how)
+        return (*sketch.with_losses(logits, hidden, labels, second, precondition=mode), how)
 
     def score_batch(self, batch: dict):
         """Fresh no-grad forward of one micro-batch: ``(losses, valid, features | None, how)``."""
@@ -159,10 +163,13 @@ class OnPolicySelector:
         try:
             with capture_head_input(output_layer(self.model)) as store, autocast:
                 logits = self.model(**model_inputs(batch), use_cache=False).logits
-            losses, valid = example_losses(logits, batch["labels"])
             feats, how = (None, "")
             if self.needs_features:
-                feats, how = self.features_from(logits, store["hidden"], batch["labels"])
+                feats, losses, valid, how = self.features_from(
+                    logits, store["hidden"], batch["labels"]
+                )
+            else:
+                losses, valid = example_losses(logits, batch["labels"])
         finally:
             self.model.train(was_training)
         self.ledger.scoring_forwards += 1
@@ -178,10 +185,11 @@ class OnPolicySelector:
             w = output_layer(self.model).weight
             logits = torch.nn.functional.linear(hidden.detach().to(w.dtype), w)
             self.ledger.flops_scoring += 2.0 * w.numel() * hidden.shape[0] * hidden.shape[1]
-            losses, _ = example_losses(logits, labels)
             feats = None
             if self.needs_features:
-                feats, _ = self.features_from(logits, hidden.detach(), labels)
+                feats, losses, _, _ = self.features_from(logits, hidden.detach(), labels)
+            else:
+                losses, _ = example_losses(logits, labels)
         self.pending.append((ids.cpu(), losses.cpu(), None if feats is None else feats.cpu()))
 
     def _flush_pending(self, epoch: int) -> None:

@@ -120,17 +120,49 @@ class HeadGradientSketch:
             self.last_preconditioner = "adam_exact"
             rv, rd = self.r_vocab.to(g.device), self.r_hidden.to(g.device)
             return torch.einsum("vi,bvd,dj->bij", rv, g, rd).reshape(g.shape[0], -1)
+        feats, _, _ = self.with_losses(
+            logits,
+            hidden,
+            labels,
+            second_moment,
+            precondition=precondition,
+            chunk_tokens=chunk_tokens,
+        )
+        return feats
+
+    @torch.no_grad()
+    def with_losses(
+        self,
+        logits,
+        hidden,
+        labels,
+        second_moment=None,
+        *,
+        precondition: str = "adam_rank1",
+        chunk_tokens: int = 4096,
+    ):
+        """``(features, losses, valid)`` in one pass over the supervised tokens: the loss
+        (``logsumexp(z) - z_y``) and the sketch share the gather and the softmax."""
         rv, rd = self._projections(logits.device, second_moment, precondition)
         z, y = shift_for_next_token(logits, labels)
         mask = y != IGNORE_INDEX
-        counts = mask.sum(1, keepdim=True).clamp(min=1).to(torch.float32)
+        n_tok = mask.sum(1)
+        counts = n_tok.clamp(min=1).to(torch.float32)[:, None]
         zs, ys = z[mask], y[mask]  # only supervised tokens pay for the softmax
         a_sup = torch.empty(ys.numel(), self.kv, device=logits.device)
+        nll = torch.empty(ys.numel(), device=logits.device)
         for s in range(0, ys.numel(), chunk_tokens):
             sl = slice(s, s + chunk_tokens)
-            a_sup[sl] = torch.softmax(zs[sl].float(), dim=-1) @ rv - rv[ys[sl]]
+            zc = zs[sl].float()
+            lse = torch.logsumexp(zc, dim=-1, keepdim=True)
+            nll[sl] = (lse - zc.gather(1, ys[sl, None])).squeeze(1)
+            a_sup[sl] = torch.exp(zc.sub_(lse)) @ rv - rv[ys[sl]]
         a = torch.zeros(*y.shape, self.kv, device=logits.device)
         a[mask] = a_sup
         a = a / counts[:, :, None]
         b = hidden[:, :-1].float() @ rd  # (B, T-1, kd)
-        return torch.bmm(a.transpose(1, 2), b).reshape(logits.shape[0], -1)
+        feats = torch.bmm(a.transpose(1, 2), b).reshape(logits.shape[0], -1)
+        sums = torch.zeros(logits.shape[0], device=logits.device)
+        sums.index_add_(0, mask.nonzero()[:, 0], nll)
+        valid = n_tok > 0
+        return feats, torch.where(valid, sums / counts[:, 0], torch.zeros_like(sums)), valid

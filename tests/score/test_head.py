@@ -188,3 +188,15 @@ def test_bf16_scoring_stays_close_to_fp32(tiny_model):
             bf16 = example_losses(model(input_ids=ids).logits, labels)[0]
     # Stated tolerance: 2% relative per example (measured ~0.1-0.5% on these models).
     assert ((bf16 - fp32).abs() / fp32).max() < 0.02
+
+
+def test_fused_losses_equal_separate_losses():
+    logits, hidden = torch.randn(4, 9, 50), torch.randn(4, 9, 6)
+    _, labels = prompt_completion_batch(4, 9, 50)
+    labels[2] = -100
+    sk = HeadGradientSketch(50, 6, kv=8, kd=4)
+    feats, losses, valid = sk.with_losses(logits, hidden, labels, chunk_tokens=5)
+    ref_losses, ref_valid = example_losses(logits, labels)
+    torch.testing.assert_close(losses, ref_losses, rtol=1e-5, atol=1e-6)
+    assert torch.equal(valid, ref_valid)
+    torch.testing.assert_close(feats, sk(logits, hidden, labels), rtol=1e-5, atol=1e-7)
