@@ -27,6 +27,10 @@ RUNS = [
         {"method": "slap", "keep_ratio": 0.7, "scoring": "fresh", "score_dtype": "bfloat16"},
     ),
     ("slap reuse 0.7", {"method": "slap", "keep_ratio": 0.7, "scoring": "reuse"}),
+    (
+        "slap reuse-sample 0.7",
+        {"method": "slap", "keep_ratio": 0.7, "scoring": "reuse", "reuse_unscored": "sample"},
+    ),
     ("slap fresh 0.6", {"method": "slap", "keep_ratio": 0.6, "scoring": "fresh"}),
     ("slap reuse 0.6", {"method": "slap", "keep_ratio": 0.6, "scoring": "reuse"}),
 ]

@@ -48,6 +48,11 @@ class SelectionConfig:
     reuse_max_staleness: int = _opt(
         0, "reuse: re-score an example whose score is older than this many epochs (0: never)"
     )
+    reuse_unscored: str = _opt(
+        "keep",
+        "reuse: never-scored examples are all kept (keep) or a random keep_ratio share "
+        "of them (sample: no full first epoch)",
+    )
     infobatch_delta: float = _opt(0.875, "infobatch: stop pruning after this share of training")
     selection_log: bool = _opt(True, "write selection.jsonl (kept ids and strata per step)")
 
@@ -68,6 +73,7 @@ class SelectionConfig:
             ("score_dtype", SCORE_DTYPES),
             ("feature_source", FEATURE_SOURCES),
             ("precondition", PRECONDITIONERS),
+            ("reuse_unscored", ("keep", "sample")),
         ):
             if getattr(self, name) not in valid:
                 raise ValueError(f"{name} must be one of {valid}, got {getattr(self, name)!r}")

@@ -9,7 +9,6 @@ makes the same choice), deals the kept rows back evenly and keeps the books (``C
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 
@@ -29,28 +28,14 @@ from .batching import (
     take_rows,
 )
 from .config import SelectionConfig
-from .score import (
-    HeadGradientSketch,
-    adam_second_moment,
-    capture_head_input,
-    example_losses,
-    output_layer,
-)
-from .score.lora import LoraGradientSketch
+from .scoring import MODEL_INPUT_KEYS, WindowScorer, model_inputs
 from .select import LOSS_FREE, NEEDS_FEATURES, select
-from .state import ScoreTable
-
-MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "position_ids", "token_type_ids")
 
 
 def selection_generator(seed: int, step: int) -> torch.Generator:
     """The generator of one window: a function of (seed, step) only, identical on every rank and
     after a resume."""
     return torch.Generator().manual_seed(seed * 1_000_003 + step)
-
-
-def model_inputs(batch: dict) -> dict:
-    return {k: v for k, v in batch.items() if k in MODEL_INPUT_KEYS}
 
 
 class OnPolicySelector:
@@ -80,135 +65,30 @@ class OnPolicySelector:
     ):
         self.config, self.model, self.optimizer = config, model, optimizer
         self.pad_token_id = pad_token_id
-        self.needs_features = config.method in NEEDS_FEATURES and config.feature_source != "none"
+        needs_features = config.method in NEEDS_FEATURES and config.feature_source != "none"
         if config.method in NEEDS_FEATURES and config.feature_source == "none":
             raise ValueError(f"method {config.method!r} needs features; feature_source is 'none'")
-        if config.scoring == "reuse" and not dataset_size:
-            raise ValueError("scoring='reuse' needs dataset_size (the number of training examples)")
-        self.table = ScoreTable(dataset_size) if config.scoring == "reuse" else None
-        self.pending: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
         self.ledger = ComputeLedger()
         params = list(model.parameters())
         self.ledger.params = sum(getattr(p, "ds_numel", p.numel()) for p in params)
         self.ledger.trainable_params = sum(
             getattr(p, "ds_numel", p.numel()) for p in params if p.requires_grad
         )
+        self.scorer = WindowScorer(
+            config,
+            model,
+            optimizer,
+            self.ledger,
+            needs_features=needs_features,
+            dataset_size=dataset_size,
+            second_moment_fn=second_moment_fn,
+        )
+        self.table = self.scorer.table
+        self.needs_features = needs_features
+        self.record_training_forward = self.scorer.record_training_forward
         self.log_path = log_path
-        self.second_moment_fn = second_moment_fn or (
-            lambda p: adam_second_moment(self.optimizer, p)
-        )
-        self._sketch: HeadGradientSketch | None = None
-        self._lora: LoraGradientSketch | None = None
         self.last_record: dict = {}
-
-    # ---- scoring ------------------------------------------------------------------------------
-
-    def sketch(self) -> HeadGradientSketch:
-        if self._sketch is None:
-            w = output_layer(self.model).weight
-            v, d = getattr(w, "ds_shape", w.shape)
-            self._sketch = HeadGradientSketch(
-                v,
-                d,
-                self.config.sketch_vocab,
-                self.config.sketch_hidden,
-                self.config.selection_seed,
-            )
-        return self._sketch
-
-    def features_from(self, logits, hidden, labels):
-        """``(features, losses, valid, how)`` from one pass over the supervised tokens."""
-        weight = output_layer(self.model).weight
-        second, how = (None, "identity")
-        if self.config.precondition != "none":
-            second, how = self.second_moment_fn(weight)
-        sketch, mode = self.sketch(), self.config.precondition
-        if mode == "adam_exact":
-            feats = sketch(logits, hidden, labels, second, precondition=mode)
-            return (feats, *example_losses(logits, labels), how)
-        return (*sketch.with_losses(logits, hidden, labels, second, precondition=mode), how)
-
-    def score_batch(self, batch: dict):
-        """Fresh no-grad forward of one micro-batch: ``(losses, valid, features | None, how)``."""
-        if self.needs_features and self.config.feature_source == "lora":
-            return self._score_lora(batch)
-        with torch.no_grad():
-            return self._score_head(batch)
-
-    def _score_lora(self, batch: dict):
-        if self._lora is None:
-            self._lora = LoraGradientSketch(
-                self.config.sketch_vocab, self.config.lora_modules, self.config.selection_seed
-            )
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            moments = None if self.config.precondition == "none" else self.second_moment_fn
-            feats, losses, valid = self._lora(
-                self.model, model_inputs(batch), batch["labels"], moments
-            )
-        finally:
-            self.model.train(was_training)
-        self.ledger.scoring_forwards += 1
-        return losses, valid, feats, "lora/" + self._lora.last_preconditioner
-
-    def _score_head(self, batch: dict):
-        was_training = self.model.training
-        self.model.eval()
-        autocast = (
-            torch.autocast(batch["input_ids"].device.type, dtype=torch.bfloat16)
-            if self.config.score_dtype == "bfloat16"
-            else contextlib.nullcontext()
-        )
-        try:
-            with capture_head_input(output_layer(self.model)) as store, autocast:
-                logits = self.model(**model_inputs(batch), use_cache=False).logits
-            feats, how = (None, "")
-            if self.needs_features:
-                feats, losses, valid, how = self.features_from(
-                    logits, store["hidden"], batch["labels"]
-                )
-            else:
-                losses, valid = example_losses(logits, batch["labels"])
-        finally:
-            self.model.train(was_training)
-        self.ledger.scoring_forwards += 1
-        return losses, valid, feats, how
-
-    def record_training_forward(self, ids, hidden, labels) -> None:
-        """Reuse mode: remember the loss (and feature) of rows just trained on, from the training
-        forward's final hidden states (the logits are recomputed from them: one output-layer
-        product, counted as scoring FLOPs, because fused-head trainers never build logits)."""
-        if self.table is None:
-            return
-        with torch.no_grad():
-            w = output_layer(self.model).weight
-            logits = torch.nn.functional.linear(hidden.detach().to(w.dtype), w)
-            self.ledger.flops_scoring += 2.0 * w.numel() * hidden.shape[0] * hidden.shape[1]
-            feats = None
-            if self.needs_features:
-                feats, losses, _, _ = self.features_from(logits, hidden.detach(), labels)
-            else:
-                losses, _ = example_losses(logits, labels)
-        self.pending.append((ids.cpu(), losses.cpu(), None if feats is None else feats.cpu()))
-
-    def _flush_pending(self, epoch: int) -> None:
-        """Apply every rank's recorded scores to every rank's table (one gather per window)."""
-        if self.table is None:
-            return
-        if self.pending:
-            ids = torch.cat([p[0] for p in self.pending])
-            losses = torch.cat([p[1] for p in self.pending])
-            feats = None if self.pending[0][2] is None else torch.cat([p[2] for p in self.pending])
-        else:
-            ids, losses = torch.empty(0, dtype=torch.long), torch.empty(0)
-            d = self.config.sketch_vocab * self.config.sketch_hidden
-            feats = torch.empty(0, d) if self.needs_features else None
-        self.pending = []
-        ids, losses = dist.gather_rows(ids), dist.gather_rows(losses)
-        feats = None if feats is None else dist.gather_rows(feats)
-        if ids.numel():
-            self.table.update(ids, losses, feats, epoch)
+        self._interval = self._new_interval()
 
     # ---- selection ----------------------------------------------------------------------------
 
@@ -227,7 +107,7 @@ class OnPolicySelector:
                 feats = torch.zeros(n, self.config.sketch_vocab * self.config.sketch_hidden)
             valid = supervised_tokens(rows["labels"]).cpu() > 0
             return losses, valid, feats, have, "reuse"
-        parts = [self.score_batch(b) for b in batches]
+        parts = [self.scorer.score_batch(b) for b in batches]
         losses = torch.cat([p[0] for p in parts]).cpu()
         valid = torch.cat([p[1] for p in parts]).cpu()
         feats = torch.cat([p[2] for p in parts]).cpu() if self.needs_features else None
@@ -246,7 +126,7 @@ class OnPolicySelector:
             check_batch(b)
             if ID_KEY not in b:
                 raise ValueError(f"batch has no {ID_KEY!r} column (example ids); see the docs")
-        self._flush_pending(epoch)
+        self.scorer.flush_pending(epoch)
         if self._trains_everything(progress):  # no choice to make: no scoring either
             return self._keep_all(batches, step, epoch)
         rows = stack_rows(batches, self.pad_token_id)
@@ -332,7 +212,19 @@ class OnPolicySelector:
         n_valid = int(valid.sum())
         info: dict = {}
         forced = valid & ~have
-        budget = max(cfg.budget(n_valid), int(forced.sum()))
+        budget = cfg.budget(n_valid)  # of the whole window, before any sampling below
+        gen = selection_generator(cfg.selection_seed, step)
+        if cfg.reuse_unscored == "sample" and forced.any():
+            # Keep only a random keep_ratio share of the never-scored examples; the others stay
+            # unscored and are candidates again next epoch.
+            idx = forced.nonzero().flatten()
+            take = idx[
+                torch.randperm(idx.numel(), generator=gen)[: round(cfg.keep_ratio * idx.numel())]
+            ]
+            valid = valid & (have | torch.zeros_like(valid).index_fill_(0, take, True))
+            forced = torch.zeros_like(forced).index_fill_(0, take, True)
+            n_valid = int(valid.sum())
+        budget = max(budget, int(forced.sum()))
         k = min(max(round(budget / unit), 1) * unit, (n_valid // unit) * unit)
         k = max(k, -(-int(forced.sum()) // unit) * unit)
         if k == 0 or k > n_valid or (k == valid.numel()):
@@ -392,25 +284,54 @@ class OnPolicySelector:
             **{k: v_ for k, v_ in info.items() if k != "method"},
         }
         self.last_record = rec
+        iv = self._interval
+        iv["seen"] += rec["seen"]
+        iv["kept"] += rec["kept"]
+        if rec["loss_window"] is not None and rec["loss_kept"] is not None:
+            iv["windows"] += 1
+            iv["loss_window"] += rec["loss_window"]
+            iv["loss_kept"] += rec["loss_kept"]
         if self.log_path and self.config.selection_log and dist.is_main_process():
             os.makedirs(os.path.dirname(os.path.abspath(self.log_path)), exist_ok=True)
             with open(self.log_path, "a") as f:
                 f.write(json.dumps(rec) + "\n")
+
+    def pop_interval_stats(self) -> dict:
+        """Kept share and mean window / kept losses since the last call (for the trainer log:
+        its own ``loss`` is the kept rows' only, biased high under loss-based selection)."""
+        iv, self._interval = self._interval, self._new_interval()
+        out = {"slap_kept_share": round(iv["kept"] / iv["seen"], 4) if iv["seen"] else None}
+        if iv["windows"]:
+            out["slap_loss_window"] = round(iv["loss_window"] / iv["windows"], 4)
+            out["slap_loss_kept"] = round(iv["loss_kept"] / iv["windows"], 4)
+        return out
+
+    @staticmethod
+    def _new_interval() -> dict:
+        return {"seen": 0, "kept": 0, "windows": 0, "loss_window": 0.0, "loss_kept": 0.0}
 
     # ---- checkpoints --------------------------------------------------------------------------
 
     def state_dict(self) -> dict:
         return {
             "table": None if self.table is None else self.table.state_dict(),
-            "pending": self.pending,
+            "pending": self.scorer.pending,
             "ledger": self.ledger.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
         if self.table is not None and state.get("table") is not None:
             self.table.load_state_dict(state["table"])
-        self.pending = list(state.get("pending", []))
+        self.scorer.pending = list(state.get("pending", []))
         self.ledger.load_state_dict(state["ledger"])
 
 
-__all__ = ["ID_KEY", "ROW_KEYS", "WEIGHT_KEY", "OnPolicySelector", "selection_generator"]
+__all__ = [
+    "ID_KEY",
+    "MODEL_INPUT_KEYS",
+    "ROW_KEYS",
+    "WEIGHT_KEY",
+    "OnPolicySelector",
+    "model_inputs",
+    "selection_generator",
+]

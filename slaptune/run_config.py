@@ -70,3 +70,21 @@ class RunConfig(SelectionConfig):
             raise ValueError(f"epochs must be > 0, got {self.epochs}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+
+
+def load_yaml(path: str) -> dict:
+    """A YAML mapping from ``path``, or a one-line error with the file and line."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such config file") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else path
+        raise ValueError(f"{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a config must be a mapping of option: value")
+    return data

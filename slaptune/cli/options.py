@@ -10,6 +10,8 @@ import dataclasses
 import types
 import typing
 
+from ..run_config import load_yaml
+
 
 def _kind(f: dataclasses.Field, owner) -> type:
     hint = typing.get_type_hints(owner)[f.name]
@@ -37,23 +39,6 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls) -> None:
             parser.add_argument(flag, dest=f.name, nargs="+", default=None, help=help_)
         else:
             parser.add_argument(flag, dest=f.name, type=kind, default=None, help=help_)
-
-
-def load_yaml(path: str) -> dict:
-    import yaml
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such config file") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else path
-        raise ValueError(f"{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: a config must be a mapping of option: value")
-    return data
 
 
 def resolve(cls, args: argparse.Namespace, overrides: dict | None = None):

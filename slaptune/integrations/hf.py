@@ -21,6 +21,7 @@ from dataclasses import dataclass, fields
 
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from .. import distributed as dist
@@ -28,7 +29,7 @@ from ..batching import ID_KEY, WEIGHT_KEY
 from ..config import SelectionConfig
 from ..engine import OnPolicySelector
 from ..indexing import IdCollator, with_example_ids
-from ..score import capture_last_hidden
+from ..score import capture_training_outputs
 
 STATE_FILE = "slaptune_state_rank{rank}.pt"
 
@@ -80,6 +81,8 @@ class SlapTrainerMixin:
         self._slap: OnPolicySelector | None = None
         self._slap_resume: str | None = None
         self.add_callback(SlapStateCallback(self))
+        if self.callback_handler.pop_callback(ProgressCallback) is not None:
+            self.add_callback(SlapProgressCallback(self))
 
     def _check_supported(self) -> None:
         for flag in ("packing", "padding_free"):
@@ -156,11 +159,13 @@ class SlapTrainerMixin:
             loss = self._weighted_loss(model, inputs, weights, num_items_in_batch)
             outputs = None
         else:
-            with capture_last_hidden(self.model) if recording else nullcontext({}) as store:
+            with capture_training_outputs(self.model) if recording else nullcontext({}) as store:
                 out = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             loss, outputs = out if return_outputs else (out, None)
             if recording and ids is not None:
-                self._slap.record_training_forward(ids, store["hidden"], inputs["labels"])
+                self._slap.record_training_forward(
+                    ids, store["hidden"], inputs["labels"], store.get("logits")
+                )
         return (loss, outputs) if return_outputs else loss
 
     def _weighted_loss(self, model, inputs, weights, num_items_in_batch):
@@ -182,12 +187,25 @@ class SlapTrainerMixin:
 
     def log(self, logs, *args, **kwargs):
         if self._slap is not None and "loss" in logs:
-            rec, ledger = self._slap.last_record, self._slap.ledger
-            logs["slap_kept_share"] = round(ledger.samples_trained / max(ledger.samples_seen, 1), 4)
-            if rec.get("loss_window") is not None:
-                logs["slap_loss_window"] = round(rec["loss_window"], 4)
-                logs["slap_loss_kept"] = round(rec["loss_kept"], 4)
+            logs.update({k: v for k, v in self._slap.pop_interval_stats().items() if v is not None})
         return super().log(logs, *args, **kwargs)
+
+
+class SlapProgressCallback(ProgressCallback):
+    """Trainer's progress bar, with the running kept / seen share as its postfix."""
+
+    def __init__(self, trainer):
+        super().__init__()
+        self.trainer = trainer
+
+    def on_step_end(self, args, state, control, **kwargs):
+        super().on_step_end(args, state, control, **kwargs)
+        sel = self.trainer._slap
+        if self.training_bar is not None and sel is not None and sel.ledger.samples_seen:
+            ledger = sel.ledger
+            self.training_bar.set_postfix(
+                kept=f"{ledger.samples_trained}/{ledger.samples_seen}", refresh=False
+            )
 
 
 class SlapTrainer(SlapTrainerMixin, Trainer):

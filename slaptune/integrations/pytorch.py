@@ -107,7 +107,7 @@ class SlapSelector:
         world, _ = dist.world()
         global_count = dist.all_reduce_sum(count.detach()).clamp(min=1)
         if recording:
-            self.engine.record_training_forward(batch[ID_KEY], store["hidden"], labels)
+            self.engine.record_training_forward(batch[ID_KEY], store["hidden"], labels, logits)
         return per_row.sum() / global_count * world
 
     def state_dict(self) -> dict:

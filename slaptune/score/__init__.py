@@ -14,6 +14,7 @@ from .capture import (
     backbone,
     capture_head_input,
     capture_last_hidden,
+    capture_training_outputs,
     output_layer,
     output_weight_param,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "adam_second_moment",
     "backbone",
     "capture_last_hidden",
+    "capture_training_outputs",
     "capture_head_input",
     "example_losses",
     "head_gradients",

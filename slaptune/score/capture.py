@@ -75,6 +75,22 @@ def capture_last_hidden(model: torch.nn.Module):
         handle.remove()
 
 
+@contextmanager
+def capture_training_outputs(model: torch.nn.Module):
+    """``store["hidden"]`` (decoder output) and, when the output layer is called as a module
+    (plain HF forward, not TRL's fused head), ``store["logits"]``: what reuse mode records."""
+    with capture_last_hidden(model) as store:
+
+        def hook(_module, _args, output):
+            store["logits"] = output.detach()
+
+        handle = output_layer(model).register_forward_hook(hook)
+        try:
+            yield store
+        finally:
+            handle.remove()
+
+
 def output_weight_param(model: torch.nn.Module) -> torch.nn.Parameter:
     """The output weight parameter (``V x d``), the key of its optimizer state."""
     return output_layer(model).weight

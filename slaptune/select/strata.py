@@ -21,9 +21,11 @@ def assign_strata(
     [0, 0, 1, 1]
     """
     n = losses.numel()
+    if n == 0:
+        return torch.zeros(0, dtype=torch.long)
     if binning == "equal_width":
         lo, hi = losses.min(), losses.max()
-        if n == 0 or hi <= lo:  # all losses equal: one stratum holds everything
+        if hi <= lo:  # all losses equal: one stratum holds everything
             return torch.zeros(n, dtype=torch.long)
         scaled = (losses - lo) / (hi - lo) * num_strata
         return scaled.floor().long().clamp_(0, num_strata - 1)

@@ -41,6 +41,13 @@ def test_reuse_mode_records_scores_and_prunes_the_second_time():
         sub = selector.select(batch, step=epoch, epoch=epoch)
         assert sub["input_ids"].shape[0] == expected
         loss = selector.loss(model, sub)
+        if epoch == 0:  # the recorded scores are the rows' losses in this very forward
+            from slaptune.score import example_losses
+
+            with torch.no_grad():
+                ref, _ = example_losses(model(input_ids=sub["input_ids"]).logits, sub["labels"])
+            selector.engine.scorer.flush_pending(epoch)
+            torch.testing.assert_close(selector.engine.table.losses[sub["slap_id"]], ref)
         loss.backward()
         opt.step()
         opt.zero_grad()
@@ -58,3 +65,15 @@ def test_reuse_without_ids_is_a_clear_error():
 def test_reuse_without_dataset_size_is_a_clear_error():
     with pytest.raises(ValueError, match="dataset_size"):
         SlapSelector(build_model("llama-tiny", 64), None, SelectionConfig(scoring="reuse"))
+
+
+def test_reuse_sample_policy_prunes_the_first_epoch_too():
+    model = build_model("llama-tiny", 64)
+    cfg = SelectionConfig(keep_ratio=0.5, scoring="reuse", reuse_unscored="sample")
+    selector = SlapSelector(model, None, cfg, dataset_size=16)
+    first = selector.select(make_batch(16, ids=torch.arange(16)), step=0, epoch=0)
+    assert first["input_ids"].shape[0] == 8
+    selector.loss(model, first)
+    second = selector.select(make_batch(16, ids=torch.arange(16)), step=1, epoch=1)
+    assert second["input_ids"].shape[0] == 8  # 8 scored compete with 8 still unscored
+    assert selector.ledger.scoring_forwards == 0

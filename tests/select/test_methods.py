@@ -205,3 +205,9 @@ def test_features_in_other_dtype_and_device_give_same_selection():
     if torch.cuda.is_available():  # pragma: no cover - only where a GPU exists
         d = select("slap", losses, feats.cuda(), 20, generator=gen(5)).indices
         assert torch.equal(a, d)
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_empty_pool(method):
+    sel = select(method, torch.empty(0), torch.empty(0, 4), 0, generator=gen())
+    assert sel.indices.numel() == 0

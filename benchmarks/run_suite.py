@@ -1,0 +1,111 @@
+"""Run a replication suite: prepare the shared data and the pretrained model, then one
+``slaptune bench`` grid per task family. Resumable: finished cells are never re-run.
+
+    python benchmarks/run_suite.py --suite quick          # <= 15 min on 2 CPU cores
+    python benchmarks/run_suite.py --suite full           # the replication (hours)
+    python benchmarks/run_suite.py --suite quick --model glm-1m   # a second architecture
+
+Outputs: ``<out>/<task>/report.md`` with plots, and ``<out>/summary.md`` across tasks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def fill(value, data: str, models: str):
+    if isinstance(value, str):
+        return value.replace("{data}", data).replace("{models}", models)
+    if isinstance(value, list):
+        return [fill(v, data, models) for v in value]
+    if isinstance(value, dict):
+        return {k: fill(v, data, models) for k, v in value.items()}
+    return value
+
+
+def ensure_inputs(data_root: str, data: str, models: str) -> None:
+    if not os.path.exists(os.path.join(data, "splits.json")):
+        subprocess.run(
+            [
+                sys.executable,
+                os.path.join(HERE, "prepare_data.py"),
+                "--data-root",
+                data_root,
+                "--out",
+                data,
+            ],
+            check=True,
+        )
+    stories = os.path.join(models, "stories260K")
+    if not os.path.exists(stories):
+        src = os.path.join(data_root, "tinyllamas-stories260K")
+        os.makedirs(models, exist_ok=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "slaptune",
+                "convert",
+                "llama2c",
+                os.path.join(src, "stories260K.bin"),
+                os.path.join(src, "tok512.bin"),
+                stories,
+            ],
+            check=True,
+        )
+
+
+def main() -> None:
+    from slaptune.pipeline.bench import run_bench
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--suite", default="quick", help="quick, full, or a suite YAML path")
+    p.add_argument("--data-root", default=os.path.join("..", "shared", "data"))
+    p.add_argument("--out", default=None, help="default: runs/suite-<name>")
+    p.add_argument("--model", default=None, help="override the suite's model (e.g. glm-1m)")
+    p.add_argument("--tasks", default="all")
+    a = p.parse_args()
+    path = a.suite if a.suite.endswith(".yaml") else os.path.join(HERE, "suites", f"{a.suite}.yaml")
+    name = os.path.splitext(os.path.basename(path))[0]
+    out = a.out or os.path.join("runs", f"suite-{name}" + (f"-{a.model}" if a.model else ""))
+    data, models = os.path.join("runs", "data"), os.path.join("runs", "models")
+    ensure_inputs(a.data_root, data, models)
+    with open(path) as f:
+        suite = fill(yaml.safe_load(f), data, models)
+    t0 = time.perf_counter()
+    summary = [f"# Suite `{name}`", ""]
+    for task, opts in suite["tasks"].items():
+        if a.tasks != "all" and task not in a.tasks.split(","):
+            continue
+        base = {**suite["common"], **opts, **({"model": a.model} if a.model else {})}
+        folder = os.path.join(out, task)
+        os.makedirs(folder, exist_ok=True)
+        grid_file = os.path.join(folder, "grid.yaml")
+        with open(grid_file, "w") as f:
+            yaml.safe_dump(
+                {"base": base, "grid": suite["grid"], "extra": suite.get("extra", [])},
+                f,
+                sort_keys=False,
+            )
+        started = time.perf_counter()
+        run_bench(grid_file, folder)
+        summary.append(
+            f"- {task}: [{folder}/report.md]({task}/report.md), "
+            f"{time.perf_counter() - started:.0f} s"
+        )
+    summary.append(f"\nTotal: {time.perf_counter() - t0:.0f} s")
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write("\n".join(summary) + "\n")
+    print("\n".join(summary))
+
+
+if __name__ == "__main__":
+    main()
