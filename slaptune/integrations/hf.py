@@ -29,7 +29,7 @@ from ..batching import ID_KEY, WEIGHT_KEY
 from ..config import SelectionConfig
 from ..engine import OnPolicySelector
 from ..indexing import IdCollator, with_example_ids
-from ..score import capture_training_outputs
+from ..score import adam_second_moment, capture_training_outputs
 
 STATE_FILE = "slaptune_state_rank{rank}.pt"
 
@@ -105,7 +105,10 @@ class SlapTrainerMixin:
                 pad_token_id=0 if pad is None else pad,
                 dataset_size=len(self.train_dataset),
                 log_path=log,
-                second_moment_fn=self._second_moment if self.is_deepspeed_enabled else None,
+                # Looked up at each call: the optimizer is created after the trainer.
+                second_moment_fn=self._second_moment_deepspeed
+                if self.is_deepspeed_enabled
+                else lambda p: adam_second_moment(self.optimizer, p),
             )
             if self._slap_resume:
                 path = os.path.join(self._slap_resume, STATE_FILE.format(rank=dist.world()[1]))
@@ -113,11 +116,14 @@ class SlapTrainerMixin:
                     self._slap.load_state_dict(torch.load(path, weights_only=False))
         return self._slap
 
-    def _second_moment(self, param):
+    def _second_moment_deepspeed(self, param):
         """DeepSpeed keeps optimizer state flattened and partitioned (``optimizer.state[p]`` is
         empty); this collective call returns the full tensor (every rank scores, so every rank
         calls it)."""
         from deepspeed.utils import safe_get_full_optimizer_state
+
+        if self.state.global_step == 0:  # same answer on every rank: no collective call
+            return None, "identity: no optimizer state yet (before the first step)"
 
         v = safe_get_full_optimizer_state(param, "exp_avg_sq")
         if v is None:

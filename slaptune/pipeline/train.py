@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import time
 
@@ -106,6 +107,12 @@ def run_training(cfg: RunConfig) -> dict:
     t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=True if cfg.resume else None)
     wall = time.perf_counter() - t0
+    if not math.isfinite(result.training_loss):  # Trainer's log filter would hide it
+        raise ValueError(
+            f"training diverged (train loss {result.training_loss}); lower "
+            f"--learning-rate; checkpoints in {cfg.output_dir} are kept, no model "
+            "or metrics were written"
+        )
     model = trainer.model
     metrics = {
         **trainer.slap_selector.ledger.summary(),

@@ -19,12 +19,23 @@ def main(out_dir: str, method: str, per_device: int) -> None:
     tok = build_tokenizer()
     model = build_model("llama-tiny", len(tok), seed=0)
     ds = token_dataset(64, len(tok))
+    stage = os.environ.get("SLAPTUNE_TEST_ZERO")
+    deepspeed = None
+    if stage:  # DeepSpeed wraps Trainer's torch AdamW (no optimizer block)
+        deepspeed = {
+            "zero_optimization": {"stage": int(stage)},
+            "gradient_clipping": "auto",
+            "train_micro_batch_size_per_gpu": "auto",
+            "train_batch_size": "auto",
+            "gradient_accumulation_steps": "auto",
+        }
     args = train_args(
         out_dir,
         per_device_train_batch_size=per_device,
         max_steps=3,
         method=method,
         keep_ratio=0.5,
+        deepspeed=deepspeed,
         ddp_backend="gloo" if "WORLD_SIZE" in os.environ else None,
     )
     trainer = SlapTrainer(
