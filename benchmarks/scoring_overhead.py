@@ -20,27 +20,15 @@ import time
 
 import torch
 
+from slaptune.models.presets import build_model
 from slaptune.score import HeadGradientSketch, capture_head_input, example_losses, output_layer
 
-SIZES = {"1m": (64, 2, 256, 4), "5m": (192, 4, 768, 6), "20m": (384, 6, 1536, 6)}
+SIZES = ("1m", "5m", "20m")  # slaptune.models.presets llama-<size>
 SKETCHES = ((32, 32), (64, 64), (128, 64))
 
 
 def build(size: str, vocab: int):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    h, layers, inter, heads = SIZES[size]
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=vocab,
-        hidden_size=h,
-        num_hidden_layers=layers,
-        intermediate_size=inter,
-        num_attention_heads=heads,
-        num_key_value_heads=heads,
-        max_position_embeddings=512,
-    )
-    return LlamaForCausalLM(cfg).eval()
+    return build_model(f"llama-{size}", vocab, seed=0, max_positions=512).eval()
 
 
 def median_time(fn, repeats: int) -> float:

@@ -57,6 +57,18 @@ def train_args(out, **kw):
     return SlapTrainingArguments(**base)
 
 
+def make_trainer(model, args, dataset, tokenizer):
+    from slaptune.integrations.hf import SlapTrainer
+
+    return SlapTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        data_collator=collator(tokenizer),
+        processing_class=tokenizer,
+    )
+
+
 def read_log(path):
     with open(path) as f:
         return [json.loads(line) for line in f]

@@ -8,6 +8,7 @@ from slaptune.integrations.hf import SlapTrainer
 from tests.integrations.helpers import (
     collator,
     grads_at_first_step,
+    make_trainer,
     read_log,
     reference_grads,
     relative_error,
@@ -54,13 +55,7 @@ def test_first_step_gradient_is_token_mean_over_kept_rows(
         method=method,
         keep_ratio=0.5,
     )
-    trainer = SlapTrainer(
-        model=model,
-        args=args,
-        train_dataset=ds,
-        data_collator=collator(byte_tokenizer),
-        processing_class=byte_tokenizer,
-    )
+    trainer = make_trainer(model, args, ds, byte_tokenizer)
     got = grads_at_first_step(trainer)
     log = read_log(tmp_path / "selection.jsonl")
     assert log[0]["seen"] == ga * bs and log[0]["kept"] == ga * bs // 2
@@ -119,13 +114,7 @@ def test_reuse_mode_makes_no_extra_forward(setup, byte_tokenizer, tmp_path, scor
     calls = count_forwards(model)
     ds = token_dataset(32, len(byte_tokenizer))
     args = train_args(tmp_path, num_train_epochs=2, keep_ratio=0.5, scoring=scoring)
-    trainer = SlapTrainer(
-        model=model,
-        args=args,
-        train_dataset=ds,
-        data_collator=collator(byte_tokenizer),
-        processing_class=byte_tokenizer,
-    )
+    trainer = make_trainer(model, args, ds, byte_tokenizer)
     trainer.train()
     windows = 4  # 32 examples / (8 x 2) = 2 windows per epoch, 2 epochs
     assert calls["n"] == windows * 2 + windows * extra  # 2 training micro-batches per window
@@ -148,13 +137,7 @@ def test_infobatch_schedule_prunes_nothing_after_delta(setup, byte_tokenizer, tm
         keep_ratio=0.5,
         infobatch_delta=0.75,
     )
-    trainer = SlapTrainer(
-        model=setup(),
-        args=args,
-        train_dataset=ds,
-        data_collator=collator(byte_tokenizer),
-        processing_class=byte_tokenizer,
-    )
+    trainer = make_trainer(setup(), args, ds, byte_tokenizer)
     trainer.train()
     log = read_log(tmp_path / "selection.jsonl")
     max_steps = trainer.state.max_steps
@@ -169,13 +152,7 @@ def test_infobatch_weights_enter_the_gradient(setup, byte_tokenizer, tmp_path):
     initial = snapshot(model)
     ds = token_dataset(32, len(byte_tokenizer))
     args = train_args(tmp_path, max_steps=1, method="infobatch", keep_ratio=0.5)
-    trainer = SlapTrainer(
-        model=model,
-        args=args,
-        train_dataset=ds,
-        data_collator=collator(byte_tokenizer),
-        processing_class=byte_tokenizer,
-    )
+    trainer = make_trainer(model, args, ds, byte_tokenizer)
     got = grads_at_first_step(trainer)
     rec = read_log(tmp_path / "selection.jsonl")[0]
     batch = kept_batch(trainer, ds, rec["kept_ids"])
@@ -216,13 +193,7 @@ def test_lora_feature_source_trains_exactly(setup, byte_tokenizer, tmp_path):
         sketch_vocab=16,
         lora_modules=2,
     )
-    trainer = SlapTrainer(
-        model=model,
-        args=args,
-        train_dataset=ds,
-        data_collator=collator(byte_tokenizer),
-        processing_class=byte_tokenizer,
-    )
+    trainer = make_trainer(model, args, ds, byte_tokenizer)
     got = grads_at_first_step(trainer)
     log = read_log(tmp_path / "selection.jsonl")
     assert [r["features"].split(":")[0] for r in log] == ["lora/identity", "lora/adam"]

@@ -3,10 +3,9 @@
 import pytest
 import torch
 
-from slaptune.integrations.hf import SlapTrainer
 from tests.integrations.helpers import (
-    collator,
     grads_at_first_step,
+    make_trainer,
     read_log,
     reference_grads,
     relative_error,
@@ -105,13 +104,7 @@ def test_resume_gives_the_same_selections_and_weights(byte_tokenizer, tiny_model
             save_steps=3,
             lr_scheduler_type="constant",
         )
-        trainer = SlapTrainer(
-            model=model,
-            args=args,
-            train_dataset=ds,
-            data_collator=collator(byte_tokenizer),
-            processing_class=byte_tokenizer,
-        )
+        trainer = make_trainer(model, args, ds, byte_tokenizer)
         if max_steps < 6:  # interrupt: stop after max_steps optimizer steps
             from transformers import TrainerCallback
 
