@@ -51,3 +51,24 @@ def test_two_ranks_select_identically_and_match_one_process(tmp_path, method):
         ]
         assert a["train_loss"] == pytest.approx(single["train_loss"], rel=1e-5)
         assert a["weights_norm"] == pytest.approx(single["weights_norm"], rel=1e-5)
+
+
+def test_plain_api_under_accelerate_selects_identically_on_both_ranks(tmp_path):
+    script = os.path.join(os.path.dirname(__file__), "accelerate_loop.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(29600 + os.getpid() % 100),
+        script,
+        str(tmp_path),
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = (json.load(open(tmp_path / f"acc{r}.json")) for r in range(2))
+    assert a["kept"] == b["kept"] and all(len(k) == 8 for k in a["kept"])
+    assert all(x == x for x in a["losses"] + b["losses"])  # finite, not NaN

@@ -5,6 +5,7 @@ import torch
 from transformers import Trainer, TrainingArguments
 
 from slaptune.integrations.hf import SlapTrainer
+from slaptune.select import method_names
 from tests.integrations.helpers import (
     collator,
     grads_at_first_step,
@@ -199,3 +200,15 @@ def test_lora_feature_source_trains_exactly(setup, byte_tokenizer, tmp_path):
     assert [r["features"].split(":")[0] for r in log] == ["lora/identity", "lora/adam"]
     ref = reference_grads(trainer.model, initial, kept_batch(trainer, ds, log[0]["kept_ids"]))
     assert relative_error(got, ref) < 1e-5
+
+
+@pytest.mark.parametrize("method", sorted(method_names()))
+def test_every_method_trains_by_name(setup, byte_tokenizer, tmp_path, method):
+    ds = token_dataset(32, len(byte_tokenizer))
+    args = train_args(tmp_path, max_steps=2, method=method, keep_ratio=0.5)
+    trainer = make_trainer(setup(), args, ds, byte_tokenizer)
+    trainer.train()
+    log = read_log(tmp_path / "selection.jsonl")
+    expected = 16 if method == "full" else 8
+    assert [r["kept"] for r in log] == [expected, expected]
+    assert trainer.slap_selector.ledger.samples_trained == 2 * expected
