@@ -67,11 +67,13 @@ def aggregate(rows: list[dict]) -> list[dict]:
     out = []
     for key, rs in groups.items():
         cell = json.loads(key)
+        config = rs[0].get("config", cell)  # base options + cell: the K actually used
+        strata = config.get("num_strata", 5) if cell.get("method") in ("slap", "ccs") else None
         row = {
             "label": label(cell),
             "keep": cell.get("keep_ratio", 1.0),
-            "K": cell.get("num_strata"),
-            "scoring": cell.get("scoring", "fresh"),
+            "K": strata,
+            "scoring": config.get("scoring", "fresh"),
             "seeds": len(rs),
             "cell": cell,
         }

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 def add_parser(sub, name):
     p = sub.add_parser(name, help="train full data vs SLAP vs random on built-in data")
-    p.add_argument("--output-dir", default="runs/demo")
+    p.add_argument(
+        "--output-dir",
+        default=None,
+        help="default: runs/demo, or runs/demo-2, -3, ... if that is taken",
+    )
     p.add_argument("--keep-ratio", type=float, default=0.7)
     p.add_argument("--model", default="llama-5m", help="a model preset")
     p.add_argument("--epochs", type=float, default=3.0)
