@@ -28,24 +28,15 @@ import os
 import shutil
 
 from ..run_config import RunConfig, load_yaml
-from .train import run_training
+from .train import SUMMARY_KEYS, run_training
 
-QUALITY_KEYS = ("eval_loss", "eval_perplexity")
+# One results.jsonl line per cell: the train summary plus the compute split.
 RESULT_KEYS = (
-    "samples_seen",
-    "samples_trained",
-    "tokens_seen",
-    "tokens_trained",
-    "flops_scoring",
-    "flops_training",
+    *SUMMARY_KEYS,
     "flops_total",
-    "wall_clock_s",
     "time_scoring_s",
     "time_selection_s",
     "time_training_s",
-    "train_loss",
-    "eval_loss",
-    "eval_perplexity",
     "params",
 )
 

@@ -21,6 +21,20 @@ from .evaluate import evaluate
 from .prepare import prepare
 from .report import plot_kept_histogram, plot_losses, read_selection_log
 
+# What `slaptune train` prints at the end: the compute side by side with the quality.
+SUMMARY_KEYS = (
+    "samples_seen",
+    "samples_trained",
+    "tokens_seen",
+    "tokens_trained",
+    "flops_scoring",
+    "flops_training",
+    "wall_clock_s",
+    "train_loss",
+    "eval_loss",
+    "eval_perplexity",
+)
+
 
 def write_atomic(path: str, text: str) -> None:
     with open(path + ".tmp", "w", encoding="utf-8") as f:

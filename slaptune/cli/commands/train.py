@@ -19,22 +19,10 @@ def add_parser(sub, name):
 
 
 def run(args) -> int:
-    from ...pipeline.train import run_training
+    from ...pipeline.train import SUMMARY_KEYS, run_training
 
     cfg = resolve(RunConfig, args)
     metrics = run_training(cfg)
-    keys = (
-        "samples_seen",
-        "samples_trained",
-        "tokens_seen",
-        "tokens_trained",
-        "flops_scoring",
-        "flops_training",
-        "wall_clock_s",
-        "train_loss",
-        "eval_loss",
-        "eval_perplexity",
-    )
-    print(json.dumps({k: metrics.get(k) for k in keys}, indent=1))
+    print(json.dumps({k: metrics.get(k) for k in SUMMARY_KEYS}, indent=1))
     print(f"outputs in {cfg.output_dir}")
     return 0
