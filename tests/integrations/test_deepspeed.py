@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from tests.integrations.test_distributed import free_port
+
 SCRIPT = os.path.join(os.path.dirname(__file__), "ddp_train.py")
 pytestmark = [
     pytest.mark.slow,
@@ -35,7 +37,7 @@ def run(out, stage=None):
         "--nproc_per_node",
         "2",
         "--master_port",
-        str(29700 + (stage or 0)),
+        str(free_port()),
         SCRIPT,
         str(out),
         "slap",

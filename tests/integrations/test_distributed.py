@@ -3,6 +3,7 @@ single process with the same global batch."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -10,6 +11,13 @@ import pytest
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "ddp_train.py")
 pytestmark = pytest.mark.distributed
+
+
+def free_port() -> int:
+    """A port nothing listens on now (fixed ports collide with leftovers of earlier runs)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def run(out, method, nproc):
@@ -24,7 +32,7 @@ def run(out, method, nproc):
             "--nproc_per_node",
             str(nproc),
             "--master_port",
-            str(29500 + os.getpid() % 1000),
+            str(free_port()),
             SCRIPT,
             str(out),
             method,
@@ -63,7 +71,7 @@ def test_plain_api_under_accelerate_selects_identically_on_both_ranks(tmp_path):
         "--nproc_per_node",
         "2",
         "--master_port",
-        str(29600 + os.getpid() % 100),
+        str(free_port()),
         script,
         str(tmp_path),
     ]
