@@ -66,3 +66,11 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
 def barrier() -> None:
     if world()[0] > 1:
         dist.barrier()
+
+
+def shutdown() -> None:
+    """Leave the process group together (barrier, then destroy): a rank that exits while its
+    peer is still tearing gloo down can make the peer abort with SIGABRT at exit."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

@@ -43,7 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
     try:
-        return int(COMMANDS[args.command].run(args) or 0)
+        code = int(COMMANDS[args.command].run(args) or 0)
+        from ..distributed import shutdown  # under torchrun: leave the process group together
+
+        shutdown()
+        return code
     except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:
         first, *rest = str(e).splitlines() or [type(e).__name__]
         print(f"slaptune: error: {first}", file=sys.stderr)

@@ -114,7 +114,11 @@ def run_training(cfg: RunConfig) -> dict:
     """Train with selection, evaluate, write every output; returns the metrics."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    check_output_dir(cfg)
+    # Under torchrun every rank runs this; rank 0 alone checks and writes the outputs (the
+    # process group does not exist yet, so RANK is read from the launcher's environment).
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    if main_rank:
+        check_output_dir(cfg)
     tok, model, data = prepare(cfg)  # raises before anything is written
     os.makedirs(cfg.output_dir, exist_ok=True)
     trainer = build_trainer(cfg, tok, model, data)
@@ -140,6 +144,8 @@ def run_training(cfg: RunConfig) -> dict:
     metrics["time_training_s"] = round(
         wall - metrics["time_scoring_s"] - metrics["time_selection_s"], 3
     )
+    if not main_rank:  # the ledger is global (gathered), so rank 0's books are complete
+        return metrics
     metrics.update(
         evaluate(
             model,

@@ -66,3 +66,6 @@ def main(out_dir: str, method: str, per_device: int) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    from slaptune.distributed import shutdown
+
+    shutdown()

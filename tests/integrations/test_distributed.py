@@ -80,3 +80,39 @@ def test_plain_api_under_accelerate_selects_identically_on_both_ranks(tmp_path):
     a, b = (json.load(open(tmp_path / f"acc{r}.json")) for r in range(2))
     assert a["kept"] == b["kept"] and all(len(k) == 8 for k in a["kept"])
     assert all(x == x for x in a["losses"] + b["losses"])  # finite, not NaN
+
+
+def test_torchrun_dash_m_slaptune_train(tmp_path):
+    from tests.cli.test_commands import TINY, qa_records, write_jsonl
+
+    data = write_jsonl(tmp_path / "qa.jsonl", qa_records(48))
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(free_port()),
+        "-m",
+        "slaptune",
+        "train",
+        "--data",
+        data,
+        "--output-dir",
+        str(out),
+        "--keep-ratio",
+        "0.5",
+        *TINY,
+        "--batch-size",
+        "2",
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    # 2 ranks x 2 rows x 2 accumulation = 8 candidates per window, 4 kept.
+    assert metrics["samples_trained"] * 2 == metrics["samples_seen"]
+    first = json.loads((out / "selection.jsonl").read_text().splitlines()[0])
+    assert first["seen"] == 8 and first["kept"] == 4
