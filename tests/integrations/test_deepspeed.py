@@ -3,14 +3,11 @@ DeepSpeed. Slow and optional: DeepSpeed is not in the default install
 (``pip install --no-build-isolation deepspeed``); run with ``pytest -m slow``."""
 
 import importlib.util
-import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.integrations.test_distributed import free_port
+from tests.integrations.test_distributed import run as run_ranks
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "ddp_train.py")
 pytestmark = [
@@ -23,29 +20,7 @@ pytestmark = [
 
 
 def run(out, stage=None):
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "HF_HUB_OFFLINE": "1",
-        "CUDA_VISIBLE_DEVICES": "",
-        "SLAPTUNE_TEST_ZERO": "" if stage is None else str(stage),
-    }
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(free_port()),
-        SCRIPT,
-        str(out),
-        "slap",
-        "4",
-    ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return [json.load(open(out / f"rank{r}.json")) for r in range(2)]
+    return run_ranks(out, "slap", 2, {"SLAPTUNE_TEST_ZERO": "" if stage is None else str(stage)})
 
 
 @pytest.mark.parametrize("stage", [1, 2, 3])

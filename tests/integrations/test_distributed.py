@@ -20,26 +20,43 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def run(out, method, nproc):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+def torchrun(*args: str, nproc: int = 2, extra_env: dict | None = None) -> None:
+    """Run ``args`` (a script path or ``-m module ...``) on ``nproc`` gloo CPU ranks."""
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+        **(extra_env or {}),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(nproc),
+        "--master_port",
+        str(free_port()),
+        *args,
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+
+def run(out, method, nproc, extra_env=None):
+    """ddp_train.py on ``nproc`` ranks (4 rows each) or alone (8 rows): the same global batch."""
     if nproc == 1:
-        cmd = [sys.executable, SCRIPT, str(out), method, "8"]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+        proc = subprocess.run(
+            [sys.executable, SCRIPT, str(out), method, "8"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
     else:
-        cmd = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            str(nproc),
-            "--master_port",
-            str(free_port()),
-            SCRIPT,
-            str(out),
-            method,
-            "4",
-        ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+        torchrun(SCRIPT, str(out), method, "4", nproc=nproc, extra_env=extra_env)
     return [json.load(open(out / f"rank{r}.json")) for r in range(nproc)]
 
 
@@ -62,21 +79,7 @@ def test_two_ranks_select_identically_and_match_one_process(tmp_path, method):
 
 
 def test_plain_api_under_accelerate_selects_identically_on_both_ranks(tmp_path):
-    script = os.path.join(os.path.dirname(__file__), "accelerate_loop.py")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(free_port()),
-        script,
-        str(tmp_path),
-    ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    torchrun(os.path.join(os.path.dirname(__file__), "accelerate_loop.py"), str(tmp_path))
     a, b = (json.load(open(tmp_path / f"acc{r}.json")) for r in range(2))
     assert a["kept"] == b["kept"] and all(len(k) == 8 for k in a["kept"])
     assert all(x == x for x in a["losses"] + b["losses"])  # finite, not NaN
@@ -87,15 +90,7 @@ def test_torchrun_dash_m_slaptune_train(tmp_path):
 
     data = write_jsonl(tmp_path / "qa.jsonl", qa_records(48))
     out = tmp_path / "run"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(free_port()),
+    torchrun(
         "-m",
         "slaptune",
         "train",
@@ -108,9 +103,7 @@ def test_torchrun_dash_m_slaptune_train(tmp_path):
         *TINY,
         "--batch-size",
         "2",
-    ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     # 2 ranks x 2 rows x 2 accumulation = 8 candidates per window, 4 kept.
     assert metrics["samples_trained"] * 2 == metrics["samples_seen"]
