@@ -3,13 +3,11 @@ DeepSpeed. Slow and optional: DeepSpeed is not in the default install
 (``pip install --no-build-isolation deepspeed``); run with ``pytest -m slow``."""
 
 import importlib.util
-import os
 
 import pytest
 
 from tests.integrations.test_distributed import run as run_ranks
 
-SCRIPT = os.path.join(os.path.dirname(__file__), "ddp_train.py")
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.distributed,
