@@ -87,6 +87,8 @@ class OnPolicySelector:
         self.needs_features = needs_features
         self.record_training_forward = self.scorer.record_training_forward
         self.log_path = log_path
+        if log_path and dist.is_main_process():  # once here, not on every step
+            os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
         self.last_record: dict = {}
         self._interval = self._new_interval()
 
@@ -210,7 +212,6 @@ class OnPolicySelector:
         window trains on everything."""
         cfg = self.config
         n_valid = int(valid.sum())
-        info: dict = {}
         forced = valid & ~have
         budget = cfg.budget(n_valid)  # of the whole window, before any sampling below
         gen = selection_generator(cfg.selection_seed, step)
@@ -292,7 +293,6 @@ class OnPolicySelector:
             iv["loss_window"] += rec["loss_window"]
             iv["loss_kept"] += rec["loss_kept"]
         if self.log_path and self.config.selection_log and dist.is_main_process():
-            os.makedirs(os.path.dirname(os.path.abspath(self.log_path)), exist_ok=True)
             with open(self.log_path, "a") as f:
                 f.write(json.dumps(rec) + "\n")
 

@@ -16,7 +16,6 @@ from .capture import (
     capture_last_hidden,
     capture_training_outputs,
     output_layer,
-    output_weight_param,
 )
 from .head import HeadGradientSketch, head_gradients, rank1_inverse_sqrt
 from .lora import LoraGradientSketch, lora_example_gradients, lora_layers
@@ -37,6 +36,5 @@ __all__ = [
     "head_gradients",
     "losses_from_token_logprobs",
     "output_layer",
-    "output_weight_param",
     "rank1_inverse_sqrt",
 ]

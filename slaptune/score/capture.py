@@ -91,11 +91,6 @@ def capture_training_outputs(model: torch.nn.Module):
             handle.remove()
 
 
-def output_weight_param(model: torch.nn.Module) -> torch.nn.Parameter:
-    """The output weight parameter (``V x d``), the key of its optimizer state."""
-    return output_layer(model).weight
-
-
 def adam_second_moment(optimizer, param: torch.nn.Parameter) -> tuple[torch.Tensor | None, str]:
     """Adam's bias-corrected second moment of ``param`` and a word for where it came from.
 
