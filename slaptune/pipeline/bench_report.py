@@ -38,9 +38,42 @@ def mean_ci(values: list[float]) -> tuple[float, float]:
         return float("nan"), float("nan")
     if len(vals) == 1:
         return vals[0], 0.0
-    df = len(vals) - 1
-    t = 1.96 if df > 30 else T95[max(k for k in T95 if k <= df)]
-    return statistics.mean(vals), t * statistics.stdev(vals) / math.sqrt(len(vals))
+    return statistics.mean(vals), t95(len(vals) - 1) * statistics.stdev(vals) / math.sqrt(len(vals))
+
+
+def t95(df: float) -> float:
+    """Two-sided 95% t quantile, rounded down to the table's nearest degrees of freedom."""
+    return 1.96 if df > 30 else T95[max(k for k in T95 if k <= max(df, 1))]
+
+
+def diff_ci(a: list[float], b: list[float]) -> tuple[float, float]:
+    """mean(a) - mean(b) and the half-width of its 95% Welch interval (nan with < 2 seeds).
+
+    >>> d, h = diff_ci([1.0, 1.2, 1.1], [1.0, 1.0, 1.0])
+    >>> round(d, 3), round(h, 3)
+    (0.1, 0.248)
+    """
+    if not a or not b:
+        return float("nan"), float("nan")
+    d = statistics.mean(a) - statistics.mean(b)
+    if len(a) < 2 or len(b) < 2:
+        return d, float("nan")
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    if va + vb == 0:
+        return d, 0.0
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    return d, t95(df) * math.sqrt(va + vb)
+
+
+def relative(diff: tuple[float, float], reference: float) -> str:
+    """A difference as a percentage of ``reference``; '*' marks an interval excluding zero."""
+    d, h = diff
+    if math.isnan(d):
+        return "-"
+    if math.isnan(h):
+        return f"{100 * d / reference:+.1f}%"
+    star = "*" if abs(d) > h else ""
+    return f"{100 * d / reference:+.1f}% ± {100 * h / reference:.1f}{star}"
 
 
 def label(cell: dict) -> str:
@@ -79,6 +112,7 @@ def aggregate(rows: list[dict]) -> list[dict]:
         }
         for k in quality_keys(rows) + ["flops_total", "wall_clock_s", "samples_trained"]:
             row[k] = mean_ci([r.get(k) for r in rs])
+        row["eval_loss_values"] = [r["eval_loss"] for r in rs if r.get("eval_loss") is not None]
         out.append(row)
     return sorted(out, key=lambda r: (-r["keep"], r["label"]))
 
@@ -91,6 +125,33 @@ def fmt(mc) -> str:
     return f"{m:{digits}} ± {h:{digits}}" if h else f"{m:{digits}}"
 
 
+def equal_compute_baseline(row: dict, agg: list[dict]) -> dict | None:
+    """The cheap baseline (full data or random pruning) whose FLOPs are closest to ``row``'s:
+    what the same compute buys without a selector."""
+    cheap = [a for a in agg if a["label"] in ("full", "random") and a is not row]
+    if not cheap or math.isnan(row["flops_total"][0]):
+        return None
+    return min(cheap, key=lambda a: abs(math.log(a["flops_total"][0] / row["flops_total"][0])))
+
+
+def comparisons(row: dict, agg: list[dict], full: dict | None) -> list[str]:
+    """Eval-loss difference vs full data (equal data is the keep column) and vs the
+    equal-compute baseline, as % of full data's loss (negative = better)."""
+    if full is None:
+        return ["-", "-"]
+    ref = full["eval_loss"][0]
+    vs_full = (
+        "-"
+        if row is full
+        else relative(diff_ci(row["eval_loss_values"], full["eval_loss_values"]), ref)
+    )
+    base = None if row["label"] in ("full", "random") else equal_compute_baseline(row, agg)
+    if base is None:
+        return [vs_full, "-"]
+    diff = diff_ci(row["eval_loss_values"], base["eval_loss_values"])
+    return [vs_full, f"{base['label']} {base['keep']:g}: {relative(diff, ref)}"]
+
+
 def write_report(rows: list[dict], output_dir: str, grid_path: str) -> str:
     agg = aggregate(rows)
     full = next((a for a in agg if a["label"] == "full"), None)
@@ -98,6 +159,7 @@ def write_report(rows: list[dict], output_dir: str, grid_path: str) -> str:
     head = (
         ["method", "keep", "seeds"]
         + qkeys
+        + ["Δ loss vs full", "Δ loss vs equal-compute baseline"]
         + ["FLOPs (scoring incl.)", "FLOPs / full", "wall s", "wall / full"]
     )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -109,6 +171,7 @@ def write_report(rows: list[dict], output_dir: str, grid_path: str) -> str:
             + " | ".join(
                 [a["label"], f"{a['keep']:g}", str(a["seeds"])]
                 + [fmt(a[k]) for k in qkeys]
+                + comparisons(a, agg, full)
                 + [fmt(a["flops_total"]), ratio, fmt(a["wall_clock_s"]), wall]
             )
             + " |"
@@ -119,8 +182,11 @@ def write_report(rows: list[dict], output_dir: str, grid_path: str) -> str:
             "# slaptune bench report",
             "",
             f"Grid: `{grid_path}`; {len(rows)} runs. Mean ± 95% t-interval over seeds. "
-            "Equal data: compare rows with the same keep ratio; equal compute: the "
-            "quality-vs-compute plot (FLOPs include scoring).",
+            "Δ loss: eval-loss difference as % of full data's (negative = better) with a "
+            "95% Welch interval; * = the interval excludes 0. Equal data: rows with the same "
+            "keep ratio. Equal compute: the baseline without a selector (full data or random "
+            "pruning) whose FLOPs, scoring included, are closest; and the quality-vs-compute "
+            "plot.",
             "",
             *lines,
             "",

@@ -6,7 +6,7 @@ import pytest
 
 from slaptune.cli.main import main
 from slaptune.pipeline.bench import expand, load_grid
-from slaptune.pipeline.bench_report import mean_ci
+from slaptune.pipeline.bench_report import diff_ci, mean_ci
 from tests.cli.test_commands import qa_records, write_jsonl
 
 GRID = """
@@ -37,6 +37,14 @@ def test_mean_ci_matches_the_t_interval():
     assert mean_ci([5.0]) == (5.0, 0.0)
 
 
+def test_diff_ci_is_the_welch_interval():
+    d, h = diff_ci([1.0, 2.0, 3.0], [0.0, 0.0, 0.0, 0.0])
+    # Welch: var_a/n_a = 1/3, var_b = 0 -> df = 2, t = 4.303
+    assert d == 2.0 and h == pytest.approx(4.303 * (1 / 3) ** 0.5, rel=1e-3)
+    d, h = diff_ci([1.0], [0.5, 0.7])  # one seed: no interval, but still a difference
+    assert d == pytest.approx(0.4) and h != h
+
+
 def test_cells_that_differ_only_in_ignored_settings_run_once(tmp_path):
     path = tmp_path / "g.yaml"
     path.write_text(
@@ -65,6 +73,12 @@ def test_bench_runs_a_grid_and_resumes_cell_by_cell(tmp_path):
     assert all(r["eval_loss"] and r["flops_total"] and r["wall_clock_s"] for r in rows)
     report = (out / "report.md").read_text()
     assert "| slap | 0.5 | 2 |" in report and "| slap reuse | 0.5 | 1 |" in report
+    # Every pruned method is set against full data and against the baseline without a
+    # selector whose FLOPs are closest (full or random here).
+    slap_line = next(x for x in report.splitlines() if x.startswith("| slap | 0.5 |"))
+    vs_full, vs_equal = slap_line.split(" | ")[-6:-4]
+    assert vs_full.startswith(("+", "-")) and "%" in vs_full
+    assert vs_equal.startswith(("full 1: ", "random 0.5: "))
     for plot in ("quality_vs_compute", "quality_vs_pruning", "kept_loss_distribution", "flops"):
         assert (out / "plots" / f"{plot}.png").exists()
     # A second invocation runs nothing again.
