@@ -110,7 +110,12 @@ def aggregate(rows: list[dict]) -> list[dict]:
             "seeds": len(rs),
             "cell": cell,
         }
-        for k in quality_keys(rows) + ["flops_total", "wall_clock_s", "samples_trained"]:
+        for k in quality_keys(rows) + [
+            "flops_total",
+            "wall_clock_s",
+            "samples_trained",
+            "tokens_trained",
+        ]:
             row[k] = mean_ci([r.get(k) for r in rs])
         row["eval_loss_values"] = [r["eval_loss"] for r in rs if r.get("eval_loss") is not None]
         out.append(row)

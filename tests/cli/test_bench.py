@@ -1,6 +1,9 @@
 """The bench machinery on a tiny grid: cells, dedupe, resume, report and plots."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -66,7 +69,7 @@ def test_bench_runs_a_grid_and_resumes_cell_by_cell(tmp_path):
     data = write_jsonl(tmp_path / "qa.jsonl", qa_records(48))
     grid = tmp_path / "grid.yaml"
     grid.write_text(GRID.format(data=data))
-    out = tmp_path / "bench"
+    out = tmp_path / "suite" / "nq_open"
     assert main(["bench", "--grid", str(grid), "--output-dir", str(out)]) == 0
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     assert len(rows) == 2 + 2 + 2 + 2 + 1  # full and each method x 2 seeds, + slap reuse
@@ -85,3 +88,15 @@ def test_bench_runs_a_grid_and_resumes_cell_by_cell(tmp_path):
     stamp = (out / "results.jsonl").stat().st_mtime_ns
     assert main(["bench", "--grid", str(grid), "--output-dir", str(out)]) == 0
     assert (out / "results.jsonl").stat().st_mtime_ns == stamp
+    # The cross-task verdict tables read the same results (benchmarks/suite_verdicts.py).
+    script = Path(__file__).parents[2] / "benchmarks" / "suite_verdicts.py"
+    verdicts = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "suite")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "Runs: 9 over 1 tasks." in verdicts
+    claim1 = verdicts.split("#### Claim 1")[1].splitlines()
+    assert any(x.startswith("| nq_open | ") and "%" in x for x in claim1)
+    assert "| random | " in verdicts.split("#### Claim 2")[1]

@@ -1,0 +1,199 @@
+"""Cross-task tables for the paper's claims, from a suite's ``results.jsonl`` files.
+
+    python benchmarks/suite_verdicts.py runs/suite-full > runs/suite-full/verdicts.md
+
+Every number is computed here from the per-run results (nothing typed in by hand): per task a
+compact table (quality, and samples / tokens / FLOPs / wall-clock against full data), then one
+table per claim: SLAP vs full data at each keep ratio, SLAP vs every baseline at the same keep
+ratio, the effect of K, and the compute spent. Differences are in % of full data's eval loss
+(negative = better) with a 95% Welch interval over seeds; ``*`` marks an interval excluding 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+
+from slaptune.pipeline.bench import read_results
+from slaptune.pipeline.bench_report import aggregate, diff_ci, fmt, relative
+
+FAMILIES = {
+    "rolebench": "dialogue",
+    "topical_chat": "dialogue (multi-turn)",
+    "tatoeba": "translation",
+    "nq_open": "QA",
+    "gsm8k": "QA (math)",
+}
+METRICS = ("dialogue/rougeL", "translation/chrf", "qa/token_f1", "math/final_answer_accuracy")
+BASELINES = ("random", "hard", "ccs", "infobatch", "kcenter", "selective_backprop")
+
+
+def primary_metric(rows: list[dict]) -> str | None:
+    return next((m for m in METRICS if any(m in r for r in rows)), None)
+
+
+def find(agg: list[dict], label: str, keep: float) -> dict | None:
+    return next((a for a in agg if a["label"] == label and a["keep"] == keep), None)
+
+
+def ratio(a: dict, full: dict, key: str) -> str:
+    return f"{a[key][0] / full[key][0]:.3f}"
+
+
+def task_table(task: str, rows: list[dict]) -> list[str]:
+    agg = aggregate(rows)
+    full = find(agg, "full", 1.0)
+    metric = primary_metric(rows)
+    head = ["method", "keep", "seeds", "eval loss", metric or "metric", "Δ loss vs full"]
+    head += ["samples / full", "tokens / full", "FLOPs / full", "wall / full"]
+    out = [f"#### {task} ({FAMILIES.get(task, task)})", "", "| " + " | ".join(head) + " |"]
+    out.append("|" + "---|" * len(head))
+    for a in agg:
+        vs_full = (
+            "-"
+            if a is full
+            else relative(
+                diff_ci(a["eval_loss_values"], full["eval_loss_values"]), full["eval_loss"][0]
+            )
+        )
+        cells = [a["label"], f"{a['keep']:g}", str(a["seeds"]), fmt(a["eval_loss"])]
+        cells += [fmt(a[metric]) if metric else "-", vs_full]
+        cells += [ratio(a, full, k) for k in ("samples_trained", "tokens_trained")]
+        cells += [ratio(a, full, k) for k in ("flops_total", "wall_clock_s")]
+        out.append("| " + " | ".join(cells) + " |")
+    return out + [""]
+
+
+def claim_vs_full(tasks: dict[str, list[dict]], keeps: list[float]) -> list[str]:
+    labels = ("slap", "slap reuse")
+    head = ["task"] + [f"{lab} {k:g}" for lab in labels for k in keeps]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for task, rows in tasks.items():
+        agg = aggregate(rows)
+        full = find(agg, "full", 1.0)
+        cells = [task]
+        for lab in labels:
+            for k in keeps:
+                a = find(agg, lab, k)
+                cells.append(
+                    "-"
+                    if a is None
+                    else relative(
+                        diff_ci(a["eval_loss_values"], full["eval_loss_values"]),
+                        full["eval_loss"][0],
+                    )
+                )
+        out.append("| " + " | ".join(cells) + " |")
+    return out + [""]
+
+
+def claim_vs_baselines(tasks: dict[str, list[dict]], keeps: list[float]) -> list[str]:
+    head = ["task", "keep"] + [f"slap − {b}" for b in BASELINES]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    tally = {b: [0, 0, 0] for b in BASELINES}  # slap better / no difference / slap worse
+    for task, rows in tasks.items():
+        agg = aggregate(rows)
+        ref = find(agg, "full", 1.0)["eval_loss"][0]
+        for k in keeps:
+            slap = find(agg, "slap", k)
+            if slap is None:
+                continue
+            cells = [task, f"{k:g}"]
+            for b in BASELINES:
+                base = find(agg, b, k)
+                if base is None:
+                    cells.append("-")
+                    continue
+                d, h = diff_ci(slap["eval_loss_values"], base["eval_loss_values"])
+                cells.append(relative((d, h), ref))
+                tally[b][0 if d < -h else 2 if d > h else 1] += 1
+            out.append("| " + " | ".join(cells) + " |")
+    out += ["", "| baseline | SLAP better | no difference | SLAP worse |", "|---|---|---|---|"]
+    out += [f"| {b} | {t[0]} | {t[1]} | {t[2]} |" for b, t in tally.items()]
+    return out + [""]
+
+
+def claim_strata(tasks: dict[str, list[dict]]) -> list[str]:
+    out, header_done = [], False
+    for task, rows in tasks.items():
+        slap = [
+            a
+            for a in aggregate(rows)
+            if a["label"].startswith("slap") and "reuse" not in a["label"]
+        ]
+        by_k = {}
+        for a in slap:
+            if len([b for b in slap if b["keep"] == a["keep"]]) > 1:
+                by_k.setdefault(a["keep"], {})[a["K"]] = a
+        for keep, ks in sorted(by_k.items()):
+            if not header_done:
+                head = ["task", "keep"] + [f"K={k}" for k in sorted(ks)] + ["K=max − K=1"]
+                out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+                header_done = True
+            lo, hi = ks[min(ks)], ks[max(ks)]
+            ref = find(aggregate(rows), "full", 1.0)["eval_loss"][0]
+            d = relative(diff_ci(hi["eval_loss_values"], lo["eval_loss_values"]), ref)
+            out.append(
+                "| "
+                + " | ".join(
+                    [task, f"{keep:g}"] + [fmt(ks[k]["eval_loss"]) for k in sorted(ks)] + [d]
+                )
+                + " |"
+            )
+    return out + [""]
+
+
+def claim_compute(tasks: dict[str, list[dict]]) -> list[str]:
+    """Median over tasks of each method's samples / tokens / FLOPs / wall-clock vs full."""
+    table: dict[tuple[str, float], dict[str, list[float]]] = {}
+    for rows in tasks.values():
+        agg = aggregate(rows)
+        full = find(agg, "full", 1.0)
+        for a in agg:
+            if a["label"].startswith("slap K="):
+                continue
+            entry = table.setdefault((a["label"], a["keep"]), {})
+            for k in ("samples_trained", "tokens_trained", "flops_total", "wall_clock_s"):
+                entry.setdefault(k, []).append(a[k][0] / full[k][0])
+    head = ["method", "keep", "samples", "tokens", "FLOPs (scoring incl.)", "wall-clock"]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (lab, keep), entry in sorted(table.items(), key=lambda x: (-x[0][1], x[0][0])):
+        vals = [f"{statistics.median(entry[k]):.3f}" for k in entry]
+        out.append("| " + " | ".join([lab, f"{keep:g}", *vals]) + " |")
+    return out + [""]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("suite_dir", help="a run_suite.py output folder (one sub-folder per task)")
+    a = p.parse_args()
+    tasks = {}
+    for task in sorted(
+        os.listdir(a.suite_dir), key=lambda t: list(FAMILIES).index(t) if t in FAMILIES else 99
+    ):
+        path = os.path.join(a.suite_dir, task, "results.jsonl")
+        if os.path.exists(path):
+            tasks[task] = read_results(path)
+    if not tasks:
+        sys.exit(f"{a.suite_dir}: no <task>/results.jsonl found; run benchmarks/run_suite.py first")
+    keeps = sorted(
+        {r["cell"].get("keep_ratio", 1.0) for rs in tasks.values() for r in rs} - {1.0},
+        reverse=True,
+    )
+    print(f"Runs: {sum(len(r) for r in tasks.values())} over {len(tasks)} tasks.\n")
+    for task, rows in tasks.items():
+        print("\n".join(task_table(task, rows)))
+    print("#### Claim 1: SLAP vs full data (Δ eval loss, % of full)\n")
+    print("\n".join(claim_vs_full(tasks, keeps)))
+    print("#### Claim 2: SLAP vs each baseline at the same keep ratio (negative = SLAP better)\n")
+    print("\n".join(claim_vs_baselines(tasks, keeps)))
+    print("#### Claim 3: effect of the number of strata K (eval loss)\n")
+    print("\n".join(claim_strata(tasks)))
+    print("#### Compute vs full data (median over tasks)\n")
+    print("\n".join(claim_compute(tasks)))
+
+
+if __name__ == "__main__":
+    main()
