@@ -31,8 +31,10 @@ def fill(value, data: str, models: str):
     return value
 
 
-def ensure_inputs(data_root: str, data: str, models: str) -> None:
-    if not os.path.exists(os.path.join(data, "splits.json")):
+def ensure_inputs(data_root: str, data: str, models: str, tasks: list[str]) -> None:
+    """Prepare the splits of any task not prepared yet, and convert stories260K once."""
+    missing = [t for t in tasks if not os.path.exists(os.path.join(data, t, "test.jsonl"))]
+    if missing:
         subprocess.run(
             [
                 sys.executable,
@@ -41,6 +43,8 @@ def ensure_inputs(data_root: str, data: str, models: str) -> None:
                 data_root,
                 "--out",
                 data,
+                "--tasks",
+                ",".join(missing),
             ],
             check=True,
         )
@@ -87,20 +91,22 @@ def main() -> None:
     name = os.path.splitext(os.path.basename(path))[0]
     out = a.out or os.path.join("runs", f"suite-{name}" + (f"-{a.model}" if a.model else ""))
     data, models = os.path.join("runs", "data"), os.path.join("runs", "models")
-    ensure_inputs(a.data_root, data, models)
     with open(path) as f:
         suite = fill(yaml.safe_load(f), data, models)
+    chosen = [t for t in suite["tasks"] if a.tasks == "all" or t in a.tasks.split(",")]
+    ensure_inputs(a.data_root, data, models, chosen)
     t0 = time.perf_counter()
-    for task, opts in suite["tasks"].items():
-        if a.tasks != "all" and task not in a.tasks.split(","):
-            continue
+    for task in chosen:
+        opts = dict(suite["tasks"][task])
+        # A task may narrow the grid (e.g. a costly task runs one keep ratio).
+        grid, extra = opts.pop("grid", suite["grid"]), opts.pop("extra", suite.get("extra", []))
         base = {**suite["common"], **opts, **({"model": a.model} if a.model else {})}
         folder = os.path.join(out, task)
         os.makedirs(folder, exist_ok=True)
         grid_file = os.path.join(folder, "grid.yaml")
         with open(grid_file, "w") as f:
             yaml.safe_dump(
-                {"base": base, "grid": suite["grid"], "extra": suite.get("extra", [])},
+                {"base": base, "grid": grid, "extra": extra},
                 f,
                 sort_keys=False,
             )

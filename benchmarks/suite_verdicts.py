@@ -25,6 +25,7 @@ FAMILIES = {
     "tatoeba": "translation",
     "nq_open": "QA",
     "gsm8k": "QA (math)",
+    "character_llm": "role-play (multi-turn)",
 }
 METRICS = ("dialogue/rougeL", "translation/chrf", "qa/token_f1", "math/final_answer_accuracy")
 BASELINES = ("random", "hard", "ccs", "infobatch", "kcenter", "selective_backprop")
