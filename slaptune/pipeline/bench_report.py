@@ -112,6 +112,8 @@ def aggregate(rows: list[dict]) -> list[dict]:
         }
         for k in quality_keys(rows) + [
             "flops_total",
+            "flops_training",
+            "flops_scoring",
             "wall_clock_s",
             "samples_trained",
             "tokens_trained",
@@ -228,6 +230,13 @@ def make_plots(rows, agg, output_dir) -> list[str]:
     by_label = defaultdict(list)
     for a in agg:
         by_label[a["label"]].append(a)
+    # One colour and marker per method: the default 10-colour cycle repeats past ten labels,
+    # and a grid easily has more (8 methods + reuse + K variants).
+    cmap = plt.get_cmap("tab20")
+    style = {
+        lab: {"color": cmap(i % 20), "marker": "os^vD<>ph*"[i % 10]}
+        for i, lab in enumerate(sorted(by_label))
+    }
     # 1. quality vs compute
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for lab, rs in sorted(by_label.items()):
@@ -235,9 +244,10 @@ def make_plots(rows, agg, output_dir) -> list[str]:
             [r["flops_total"][0] for r in rs],
             [r["eval_loss"][0] for r in rs],
             yerr=[r["eval_loss"][1] for r in rs],
-            fmt="o",
+            ls="none",
             label=lab,
             capsize=3,
+            **style[lab],
         )
     ax.set(
         xlabel="total FLOPs (scoring included)",
@@ -258,9 +268,9 @@ def make_plots(rows, agg, output_dir) -> list[str]:
             [1 - r["keep"] for r in rs],
             [r["eval_loss"][0] for r in rs],
             yerr=[r["eval_loss"][1] for r in rs],
-            marker="o",
             label=lab,
             capsize=3,
+            **style[lab],
         )
     ax.set(
         xlabel="pruning rate (1 - keep ratio)", ylabel="eval loss", title="quality vs pruning rate"
@@ -290,13 +300,19 @@ def make_plots(rows, agg, output_dir) -> list[str]:
     # 4. loss distribution of kept examples (paper Fig. 3)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     drawn_all = False
+    fresh = [
+        r
+        for r in rows
+        if r["cell"].get("scoring", "fresh") == "fresh" and "num_strata" not in r["cell"]
+    ]
+    # The smallest keep ratio shows the methods' preferences most clearly.
+    keep = min((r["cell"].get("keep_ratio", 1.0) for r in fresh), default=1.0)
     for method in ("hard", "ccs", "slap"):
         row = next(
             (
                 r
-                for r in rows
-                if r["cell"].get("method") == method
-                and r["cell"].get("scoring", "fresh") == "fresh"
+                for r in fresh
+                if r["cell"].get("method") == method and r["cell"].get("keep_ratio") == keep
             ),
             None,
         )
@@ -318,15 +334,28 @@ def make_plots(rows, agg, output_dir) -> list[str]:
     ax.set(
         xlabel="per-example loss when scored",
         ylabel="density",
-        title="which losses each method keeps",
+        title=f"which losses each method keeps (keep {keep:g}, one seed)",
     )
     ax.legend(fontsize=8)
     save(fig, "kept_loss_distribution.png")
-    # 5. FLOPs vs full (paper Fig. 10)
+    # 5. FLOPs vs full (paper Fig. 10): training and scoring stacked, relative to full data
+    full = next((a for a in agg if a["label"] == "full"), None)
+    unit = full["flops_total"][0] if full else 1.0
     fig, ax = plt.subplots(figsize=(8, 4))
     names = [f"{a['label']} {a['keep']:g}" for a in agg]
-    ax.bar(names, [a["flops_total"][0] for a in agg], color="C0")
-    ax.set(ylabel="total FLOPs (scoring incl.)", title="compute per method")
+    train = [a["flops_training"][0] / unit for a in agg]
+    ax.bar(names, train, color="C0", label="training")
+    ax.bar(
+        names,
+        [a["flops_scoring"][0] / unit for a in agg],
+        bottom=train,
+        color="C1",
+        label="scoring (selection)",
+    )
+    if full:
+        ax.axhline(1.0, color="k", ls="--", lw=1, label="full data")
+    ax.set(ylabel="FLOPs / full data" if full else "FLOPs", title="compute per method")
     ax.tick_params(axis="x", rotation=70, labelsize=7)
+    ax.legend(fontsize=7)
     save(fig, "flops.png")
     return paths
