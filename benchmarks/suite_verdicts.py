@@ -67,8 +67,9 @@ def task_table(task: str, rows: list[dict]) -> list[str]:
     return out + [""]
 
 
-def claim_vs_full(tasks: dict[str, list[dict]], keeps: list[float]) -> list[str]:
-    labels = ("slap", "slap reuse")
+def claim_vs_full(
+    tasks: dict[str, list[dict]], keeps: list[float], labels=("slap", "slap reuse")
+) -> list[str]:
     head = ["task"] + [f"{lab} {k:g}" for lab in labels for k in keeps]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for task, rows in tasks.items():
@@ -188,6 +189,8 @@ def main() -> None:
         print("\n".join(task_table(task, rows)))
     print("#### Claim 1: SLAP vs full data (Δ eval loss, % of full)\n")
     print("\n".join(claim_vs_full(tasks, keeps)))
+    print("#### Reuse scoring: SLAP vs the same schedule with selective backprop (Δ vs full)\n")
+    print("\n".join(claim_vs_full(tasks, [0.7], ("slap reuse", "selective_backprop reuse"))))
     print("#### Claim 2: SLAP vs each baseline at the same keep ratio (negative = SLAP better)\n")
     print("\n".join(claim_vs_baselines(tasks, keeps)))
     print("#### Claim 3: effect of the number of strata K (eval loss)\n")
