@@ -112,8 +112,11 @@ def main() -> None:
             )
         started = time.perf_counter()
         run_bench(grid_file, folder)
-        with open(os.path.join(folder, "suite_time.txt"), "w") as f:
-            f.write(f"{time.perf_counter() - started:.0f}\n")
+        # Seconds spent on this task, summed over resumed invocations.
+        timing = os.path.join(folder, "suite_time.txt")
+        before = float(open(timing).read()) if os.path.exists(timing) else 0.0
+        with open(timing, "w") as f:
+            f.write(f"{before + time.perf_counter() - started:.0f}\n")
     print(f"this process: {time.perf_counter() - t0:.0f} s")
     write_summary(out, name, list(suite["tasks"]))
 
