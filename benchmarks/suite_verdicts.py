@@ -118,13 +118,13 @@ def claim_vs_baselines(tasks: dict[str, list[dict]], keeps: list[float]) -> list
 
 
 def claim_strata(tasks: dict[str, list[dict]]) -> list[str]:
+    """Eval loss by K wherever a keep ratio has several SLAP K values (the header takes the
+    first task's K set; suites run the same K sweep on every task)."""
     out, header_done = [], False
     for task, rows in tasks.items():
-        slap = [
-            a
-            for a in aggregate(rows)
-            if a["label"].startswith("slap") and "reuse" not in a["label"]
-        ]
+        agg = aggregate(rows)
+        ref = find(agg, "full", 1.0)["eval_loss"][0]
+        slap = [a for a in agg if a["label"].startswith("slap") and "reuse" not in a["label"]]
         by_k = {}
         for a in slap:
             if len([b for b in slap if b["keep"] == a["keep"]]) > 1:
@@ -135,7 +135,6 @@ def claim_strata(tasks: dict[str, list[dict]]) -> list[str]:
                 out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
                 header_done = True
             lo, hi = ks[min(ks)], ks[max(ks)]
-            ref = find(aggregate(rows), "full", 1.0)["eval_loss"][0]
             d = relative(diff_ci(hi["eval_loss_values"], lo["eval_loss_values"]), ref)
             out.append(
                 "| "
