@@ -145,11 +145,9 @@ def grouped_split(records, seed, n_test, n_val, key):
     """Shuffle groups (not records) with ``seed``; test and val take whole groups."""
     groups = sorted({r[key] for r in records})
     random.Random(seed).shuffle(groups)
-    test_g = set(groups[:n_test])
-    val_g = set(groups[n_test : n_test + n_val])
-    pick = lambda gs: [r for r in records if r[key] in gs]  # noqa: E731
-    rest = set(groups) - test_g - val_g
-    return pick(rest), pick(val_g), pick(test_g)
+    test_g, val_g = set(groups[:n_test]), set(groups[n_test : n_test + n_val])
+    train = [r for r in records if r[key] not in test_g | val_g]
+    return train, [r for r in records if r[key] in val_g], [r for r in records if r[key] in test_g]
 
 
 def split(records, seed, n_test, n_val, n_train):
@@ -181,8 +179,12 @@ def main() -> None:
     unknown = sorted(set(tasks) - set(TASKS))
     if unknown:
         p.error(f"unknown task(s) {unknown}; choose from {list(TASKS)}")
-    loaders = {"rolebench": rolebench, "topical_chat": topical_chat, "tatoeba": tatoeba}
-    loaders["nq_open"] = nq_open
+    loaders = {
+        "rolebench": rolebench,
+        "topical_chat": topical_chat,
+        "tatoeba": tatoeba,
+        "nq_open": nq_open,
+    }
     manifest_path = os.path.join(a.out, "splits.json")
     manifest = {}
     if os.path.exists(manifest_path):

@@ -114,7 +114,10 @@ def main() -> None:
         run_bench(grid_file, folder)
         # Seconds spent on this task, summed over resumed invocations.
         timing = os.path.join(folder, "suite_time.txt")
-        before = float(open(timing).read()) if os.path.exists(timing) else 0.0
+        before = 0.0
+        if os.path.exists(timing):
+            with open(timing) as f:
+                before = float(f.read())
         with open(timing, "w") as f:
             f.write(f"{before + time.perf_counter() - started:.0f}\n")
     print(f"this process: {time.perf_counter() - t0:.0f} s")

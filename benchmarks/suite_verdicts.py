@@ -17,7 +17,7 @@ import statistics
 import sys
 
 from slaptune.pipeline.bench import read_results
-from slaptune.pipeline.bench_report import aggregate, diff_ci, fmt, relative
+from slaptune.pipeline.bench_report import aggregate, delta, diff_ci, fmt, md_head, md_row
 
 FAMILIES = {
     "rolebench": "dialogue",
@@ -49,21 +49,14 @@ def task_table(task: str, rows: list[dict]) -> list[str]:
     metric = primary_metric(rows)
     head = ["method", "keep", "seeds", "eval loss", metric or "metric", "Δ loss vs full"]
     head += ["samples / full", "tokens / full", "FLOPs / full", "wall / full"]
-    out = [f"#### {task} ({FAMILIES.get(task, task)})", "", "| " + " | ".join(head) + " |"]
-    out.append("|" + "---|" * len(head))
+    out = [f"#### {task} ({FAMILIES.get(task, task)})", "", *md_head(head)]
     for a in agg:
-        vs_full = (
-            "-"
-            if a is full
-            else relative(
-                diff_ci(a["eval_loss_values"], full["eval_loss_values"]), full["eval_loss"][0]
-            )
-        )
+        vs_full = "-" if a is full else delta(a, full, full["eval_loss"][0])
         cells = [a["label"], f"{a['keep']:g}", str(a["seeds"]), fmt(a["eval_loss"])]
         cells += [fmt(a[metric]) if metric else "-", vs_full]
         cells += [ratio(a, full, k) for k in ("samples_trained", "tokens_trained")]
         cells += [ratio(a, full, k) for k in ("flops_total", "wall_clock_s")]
-        out.append("| " + " | ".join(cells) + " |")
+        out.append(md_row(cells))
     return out + [""]
 
 
@@ -71,7 +64,7 @@ def claim_vs_full(
     tasks: dict[str, list[dict]], keeps: list[float], labels=("slap", "slap reuse")
 ) -> list[str]:
     head = ["task"] + [f"{lab} {k:g}" for lab in labels for k in keeps]
-    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out = md_head(head)
     for task, rows in tasks.items():
         agg = aggregate(rows)
         full = find(agg, "full", 1.0)
@@ -79,21 +72,14 @@ def claim_vs_full(
         for lab in labels:
             for k in keeps:
                 a = find(agg, lab, k)
-                cells.append(
-                    "-"
-                    if a is None
-                    else relative(
-                        diff_ci(a["eval_loss_values"], full["eval_loss_values"]),
-                        full["eval_loss"][0],
-                    )
-                )
-        out.append("| " + " | ".join(cells) + " |")
+                cells.append("-" if a is None else delta(a, full, full["eval_loss"][0]))
+        out.append(md_row(cells))
     return out + [""]
 
 
 def claim_vs_baselines(tasks: dict[str, list[dict]], keeps: list[float]) -> list[str]:
     head = ["task", "keep"] + [f"slap − {b}" for b in BASELINES]
-    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out = md_head(head)
     tally = {b: [0, 0, 0] for b in BASELINES}  # slap better / no difference / slap worse
     for task, rows in tasks.items():
         agg = aggregate(rows)
@@ -109,11 +95,11 @@ def claim_vs_baselines(tasks: dict[str, list[dict]], keeps: list[float]) -> list
                     cells.append("-")
                     continue
                 d, h = diff_ci(slap["eval_loss_values"], base["eval_loss_values"])
-                cells.append(relative((d, h), ref))
+                cells.append(delta(slap, base, ref))
                 tally[b][0 if d < -h else 2 if d > h else 1] += 1
-            out.append("| " + " | ".join(cells) + " |")
-    out += ["", "| baseline | SLAP better | no difference | SLAP worse |", "|---|---|---|---|"]
-    out += [f"| {b} | {t[0]} | {t[1]} | {t[2]} |" for b, t in tally.items()]
+            out.append(md_row(cells))
+    out += ["", *md_head(["baseline", "SLAP better", "no difference", "SLAP worse"])]
+    out += [md_row([b, *map(str, t)]) for b, t in tally.items()]
     return out + [""]
 
 
@@ -132,17 +118,12 @@ def claim_strata(tasks: dict[str, list[dict]]) -> list[str]:
         for keep, ks in sorted(by_k.items()):
             if not header_done:
                 head = ["task", "keep"] + [f"K={k}" for k in sorted(ks)] + ["K=max − K=1"]
-                out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+                out += md_head(head)
                 header_done = True
             lo, hi = ks[min(ks)], ks[max(ks)]
-            d = relative(diff_ci(hi["eval_loss_values"], lo["eval_loss_values"]), ref)
-            out.append(
-                "| "
-                + " | ".join(
-                    [task, f"{keep:g}"] + [fmt(ks[k]["eval_loss"]) for k in sorted(ks)] + [d]
-                )
-                + " |"
-            )
+            d = delta(hi, lo, ref)
+            losses = [fmt(ks[k]["eval_loss"]) for k in sorted(ks)]
+            out.append(md_row([task, f"{keep:g}", *losses, d]))
     return out + [""]
 
 
@@ -159,10 +140,10 @@ def claim_compute(tasks: dict[str, list[dict]]) -> list[str]:
             for k in ("samples_trained", "tokens_trained", "flops_total", "wall_clock_s"):
                 entry.setdefault(k, []).append(a[k][0] / full[k][0])
     head = ["method", "keep", "samples", "tokens", "FLOPs (scoring incl.)", "wall-clock"]
-    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out = md_head(head)
     for (lab, keep), entry in sorted(table.items(), key=lambda x: (-x[0][1], x[0][0])):
         vals = [f"{statistics.median(entry[k]):.3f}" for k in entry]
-        out.append("| " + " | ".join([lab, f"{keep:g}", *vals]) + " |")
+        out.append(md_row([lab, f"{keep:g}", *vals]))
     return out + [""]
 
 

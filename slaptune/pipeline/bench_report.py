@@ -76,6 +76,21 @@ def relative(diff: tuple[float, float], reference: float) -> str:
     return f"{100 * d / reference:+.1f}% ± {100 * h / reference:.1f}{star}"
 
 
+def delta(row: dict, other: dict, reference: float) -> str:
+    """``row``'s eval loss minus ``other``'s, as :func:`relative` formats it."""
+    return relative(diff_ci(row["eval_loss_values"], other["eval_loss_values"]), reference)
+
+
+def md_row(cells: list[str]) -> str:
+    """One markdown table row."""
+    return "| " + " | ".join(cells) + " |"
+
+
+def md_head(cells: list[str]) -> list[str]:
+    """A markdown table header and its rule."""
+    return [md_row(cells), "|" + "---|" * len(cells)]
+
+
 def label(cell: dict) -> str:
     m = cell.get("method", "slap")
     parts = [m]
@@ -135,9 +150,9 @@ def fmt(mc) -> str:
 def equal_compute_baseline(row: dict, agg: list[dict]) -> dict | None:
     """The cheap baseline (full data or random pruning) whose FLOPs are closest to ``row``'s:
     what the same compute buys without a selector."""
-    cheap = [a for a in agg if a["label"] in ("full", "random") and a is not row]
-    if not cheap or math.isnan(row["flops_total"][0]):
-        return None
+    cheap = [a for a in agg if a["label"] in ("full", "random")]
+    if row in cheap or not cheap or math.isnan(row["flops_total"][0]):
+        return None  # a baseline is its own equal-compute point
     return min(cheap, key=lambda a: abs(math.log(a["flops_total"][0] / row["flops_total"][0])))
 
 
@@ -147,16 +162,11 @@ def comparisons(row: dict, agg: list[dict], full: dict | None) -> list[str]:
     if full is None:
         return ["-", "-"]
     ref = full["eval_loss"][0]
-    vs_full = (
-        "-"
-        if row is full
-        else relative(diff_ci(row["eval_loss_values"], full["eval_loss_values"]), ref)
-    )
-    base = None if row["label"] in ("full", "random") else equal_compute_baseline(row, agg)
+    vs_full = "-" if row is full else delta(row, full, ref)
+    base = equal_compute_baseline(row, agg)
     if base is None:
         return [vs_full, "-"]
-    diff = diff_ci(row["eval_loss_values"], base["eval_loss_values"])
-    return [vs_full, f"{base['label']} {base['keep']:g}: {relative(diff, ref)}"]
+    return [vs_full, f"{base['label']} {base['keep']:g}: {delta(row, base, ref)}"]
 
 
 def write_report(rows: list[dict], output_dir: str, grid_path: str) -> str:
@@ -169,19 +179,17 @@ def write_report(rows: list[dict], output_dir: str, grid_path: str) -> str:
         + ["Δ loss vs full", "Δ loss vs equal-compute baseline"]
         + ["FLOPs (scoring incl.)", "FLOPs / full", "wall s", "wall / full"]
     )
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = md_head(head)
     for a in agg:
         ratio = f"{a['flops_total'][0] / full['flops_total'][0]:.3f}" if full else "-"
         wall = f"{a['wall_clock_s'][0] / full['wall_clock_s'][0]:.3f}" if full else "-"
         lines.append(
-            "| "
-            + " | ".join(
+            md_row(
                 [a["label"], f"{a['keep']:g}", str(a["seeds"])]
                 + [fmt(a[k]) for k in qkeys]
                 + comparisons(a, agg, full)
                 + [fmt(a["flops_total"]), ratio, fmt(a["wall_clock_s"]), wall]
             )
-            + " |"
         )
     plots = make_plots(rows, agg, output_dir)
     text = "\n".join(
