@@ -16,8 +16,8 @@ import os
 import shutil
 
 from slaptune.pipeline.report import comparison_table
+from slaptune.pipeline.run_config import RunConfig
 from slaptune.pipeline.train import run_training
-from slaptune.run_config import RunConfig
 
 RUNS = [
     ("full", {"method": "full", "keep_ratio": 1.0}),

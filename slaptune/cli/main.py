@@ -44,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code = int(COMMANDS[args.command].run(args) or 0)
-        from ..distributed import shutdown  # under torchrun: leave the process group together
+        from ..engine.distributed import (
+            shutdown,  # under torchrun: leave the process group together
+        )
 
         shutdown()
         return code

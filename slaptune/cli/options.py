@@ -10,7 +10,7 @@ import dataclasses
 import types
 import typing
 
-from ..run_config import load_yaml
+from ..pipeline.run_config import load_yaml
 
 
 def _kind(f: dataclasses.Field, owner) -> type:

@@ -24,11 +24,11 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_utils import get_last_checkpoint
 
-from .. import distributed as dist
-from ..batching import ID_KEY, WEIGHT_KEY
 from ..config import SelectionConfig
-from ..engine import OnPolicySelector
-from ..indexing import IdCollator, with_example_ids
+from ..engine import distributed as dist
+from ..engine.ids import IdCollator, with_example_ids
+from ..engine.rows import ID_KEY, WEIGHT_KEY
+from ..engine.window import SelectionEngine
 from ..score import adam_second_moment, capture_training_outputs
 
 STATE_FILE = "slaptune_state_rank{rank}.pt"
@@ -78,7 +78,7 @@ class SlapTrainerMixin:
         self._check_supported()
         self.train_dataset = with_example_ids(self.train_dataset)
         self.data_collator = IdCollator(self.data_collator)
-        self._slap: OnPolicySelector | None = None
+        self._slap: SelectionEngine | None = None
         self._slap_resume: str | None = None
         self.add_callback(SlapStateCallback(self))
         if self.callback_handler.pop_callback(ProgressCallback) is not None:
@@ -93,12 +93,12 @@ class SlapTrainerMixin:
                 )
 
     @property
-    def slap_selector(self) -> OnPolicySelector:
+    def slap_engine(self) -> SelectionEngine:
         if self._slap is None:
             tok = getattr(self, "processing_class", None)
             pad = getattr(tok, "pad_token_id", None)
             log = os.path.join(self.args.output_dir, "selection.jsonl")
-            self._slap = OnPolicySelector(
+            self._slap = SelectionEngine(
                 self.selection,
                 self.model,
                 self.optimizer,
@@ -147,7 +147,7 @@ class SlapTrainerMixin:
             return batches, num_items
         batches = [self._prepare_inputs(b) for b in batches]
         state = self.state
-        new = self.slap_selector.select_window(
+        new = self.slap_engine.select_window(
             batches,
             step=state.global_step,
             epoch=int(state.epoch or 0),

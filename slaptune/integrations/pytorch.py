@@ -27,10 +27,10 @@ from contextlib import nullcontext
 
 import torch
 
-from .. import distributed as dist
-from ..batching import ID_KEY, WEIGHT_KEY
 from ..config import SelectionConfig
-from ..engine import MODEL_INPUT_KEYS, OnPolicySelector
+from ..engine import distributed as dist
+from ..engine.rows import ID_KEY, WEIGHT_KEY
+from ..engine.window import MODEL_INPUT_KEYS, SelectionEngine
 from ..score import capture_last_hidden
 
 
@@ -43,7 +43,7 @@ class SlapSelector:
         config: the selection settings.
         pad_token_id: used when rows of different length are stacked (DDP).
         dataset_size: number of training examples; required for ``scoring="reuse"``, whose
-            batches must carry ``slap_id`` (see ``slaptune.indexing.with_example_ids``).
+            batches must carry ``slap_id`` (see ``slaptune.engine.with_example_ids``).
         log_path: optional JSONL selection log.
     """
 
@@ -59,7 +59,7 @@ class SlapSelector:
     ):
         self.config = config or SelectionConfig()
         self.model = model
-        self.engine = OnPolicySelector(
+        self.engine = SelectionEngine(
             self.config,
             model,
             optimizer,
@@ -81,7 +81,7 @@ class SlapSelector:
             if self.config.scoring == "reuse":
                 raise ValueError(
                     "scoring='reuse' needs example ids: wrap the dataset with "
-                    "slaptune.indexing.with_example_ids and its collator with IdCollator"
+                    "slaptune.engine.with_example_ids and its collator with IdCollator"
                 )
             batch = {
                 **batch,

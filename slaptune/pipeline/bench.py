@@ -27,7 +27,7 @@ import json
 import os
 import shutil
 
-from ..run_config import RunConfig, load_yaml
+from .run_config import RunConfig, load_yaml
 from .train import SUMMARY_KEYS, run_training
 
 # One results.jsonl line per cell: the train summary plus the compute split.

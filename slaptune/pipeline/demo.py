@@ -8,8 +8,8 @@ import os
 import time
 
 from ..data.demo import demo_records
-from ..run_config import RunConfig
 from .report import comparison_table
+from .run_config import RunConfig
 from .train import run_training, write_atomic
 
 COLUMNS = [

@@ -10,7 +10,7 @@ from ..data.formats import Example
 from ..data.io import Problem, load_examples
 from ..data.tokenize import ensure_chat_template, tokenize_examples
 from ..models.presets import PRESETS, build_model, build_tokenizer
-from ..run_config import RunConfig
+from .run_config import RunConfig
 
 
 class DataError(ValueError):

@@ -16,10 +16,10 @@ import time
 import torch
 import yaml
 
-from ..run_config import RunConfig
 from .evaluate import evaluate
 from .prepare import prepare
 from .report import plot_kept_histogram, plot_losses, read_selection_log
+from .run_config import RunConfig
 
 # What `slaptune train` prints at the end: the compute side by side with the quality.
 SUMMARY_KEYS = (
@@ -133,7 +133,7 @@ def run_training(cfg: RunConfig) -> dict:
         )
     model = trainer.model
     metrics = {
-        **trainer.slap_selector.ledger.summary(),
+        **trainer.slap_engine.ledger.summary(),
         "wall_clock_s": round(wall, 3),
         "train_loss": round(result.training_loss, 5),
         "records_skipped": len(data.skipped),

@@ -9,8 +9,8 @@ import pytest
 
 from slaptune.cli.main import build_parser, main
 from slaptune.cli.options import resolve
+from slaptune.pipeline.run_config import RunConfig
 from slaptune.pipeline.train import SUMMARY_KEYS
-from slaptune.run_config import RunConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHARED = os.environ.get("SLAPTUNE_SHARED_DATA", os.path.join(REPO, "..", "shared", "data"))

@@ -47,6 +47,6 @@ def main(out_dir: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1])
-    from slaptune.distributed import shutdown
+    from slaptune.engine.distributed import shutdown
 
     shutdown()

@@ -42,13 +42,13 @@ def main(out_dir: str, method: str, per_device: int) -> None:
         model=model, args=args, train_dataset=ds, data_collator=collator(tok), processing_class=tok
     )
     records = []
-    original = trainer.slap_selector._log
+    original = trainer.slap_engine._log
 
     def keep(*a, **kw):
         original(*a, **kw)
-        records.append(trainer.slap_selector.last_record)
+        records.append(trainer.slap_engine.last_record)
 
-    trainer.slap_selector._log = keep
+    trainer.slap_engine._log = keep
     result = trainer.train()
     rank = int(os.environ.get("RANK", 0))
     weights = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
@@ -66,6 +66,6 @@ def main(out_dir: str, method: str, per_device: int) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
-    from slaptune.distributed import shutdown
+    from slaptune.engine.distributed import shutdown
 
     shutdown()

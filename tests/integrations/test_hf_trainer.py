@@ -123,7 +123,7 @@ def test_reuse_mode_makes_no_extra_forward(setup, byte_tokenizer, tmp_path, scor
     if scoring == "reuse":
         # Policy: never-scored examples are kept, so epoch 1 trains on everything; epoch 2 prunes.
         assert [r["kept"] for r in log] == [16, 16, 8, 8]
-        assert trainer.slap_selector.ledger.scoring_forwards == 0
+        assert trainer.slap_engine.ledger.scoring_forwards == 0
     else:
         assert [r["kept"] for r in log] == [8, 8, 8, 8]
 
@@ -211,4 +211,4 @@ def test_every_method_trains_by_name(setup, byte_tokenizer, tmp_path, method):
     log = read_log(tmp_path / "selection.jsonl")
     expected = 16 if method == "full" else 8
     assert [r["kept"] for r in log] == [expected, expected]
-    assert trainer.slap_selector.ledger.samples_trained == 2 * expected
+    assert trainer.slap_engine.ledger.samples_trained == 2 * expected

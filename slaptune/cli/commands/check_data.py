@@ -31,7 +31,7 @@ def run(args) -> int:
     if args.model and examples:
         from ...data.tokenize import tokenize_examples
         from ...pipeline.prepare import example_text, load_tokenizer_and_model
-        from ...run_config import RunConfig
+        from ...pipeline.run_config import RunConfig
 
         cfg = RunConfig(model=args.model, data=list(args.files))
         tok, _ = load_tokenizer_and_model(cfg, [example_text(e) for e, _ in examples])

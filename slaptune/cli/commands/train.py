@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ...run_config import RunConfig
+from ...pipeline.run_config import RunConfig
 from ..options import add_dataclass_flags, resolve
 
 

@@ -1,10 +1,10 @@
-"""``OnPolicySelector``: one gradient-accumulation window in, the kept micro-batches out.
+"""``SelectionEngine``: one gradient-accumulation window in, the kept micro-batches out.
 
 This is the piece every integration shares (HF Trainer, TRL, a plain loop): it scores the
 window with the current model (``fresh``) or looks the scores up (``reuse``), gathers them from
 every rank, runs ``slaptune.select.select`` with a generator seeded by the step (so every rank
 makes the same choice), deals the kept rows back evenly and keeps the books (``ComputeLedger``,
-``selection.jsonl``). It imports torch only; distributed calls go through ``slaptune.distributed``.
+``selection.jsonl``). It imports torch only; distributed calls go through ``.distributed``.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ import os
 
 import torch
 
+from ..config import SelectionConfig
+from ..select import LOSS_FREE, NEEDS_FEATURES, select
 from . import distributed as dist
-from .accounting import ComputeLedger
-from .batching import (
+from .ledger import ComputeLedger
+from .rows import (
     ID_KEY,
     PAD_VALUES,
     ROW_KEYS,
@@ -27,9 +29,7 @@ from .batching import (
     supervised_tokens,
     take_rows,
 )
-from .config import SelectionConfig
-from .scoring import MODEL_INPUT_KEYS, WindowScorer, model_inputs
-from .select import LOSS_FREE, NEEDS_FEATURES, select
+from .scorer import MODEL_INPUT_KEYS, WindowScorer, model_inputs
 
 
 def selection_generator(seed: int, step: int) -> torch.Generator:
@@ -38,7 +38,7 @@ def selection_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + step)
 
 
-class OnPolicySelector:
+class SelectionEngine:
     """Select inside each window of micro-batches.
 
     Args:
@@ -331,7 +331,7 @@ __all__ = [
     "MODEL_INPUT_KEYS",
     "ROW_KEYS",
     "WEIGHT_KEY",
-    "OnPolicySelector",
+    "SelectionEngine",
     "model_inputs",
     "selection_generator",
 ]

@@ -12,18 +12,18 @@ import contextlib
 
 import torch
 
-from . import distributed as dist
-from .accounting import ComputeLedger
-from .config import SelectionConfig
-from .score import (
+from ..config import SelectionConfig
+from ..score import (
     HeadGradientSketch,
     adam_second_moment,
     capture_head_input,
     example_losses,
     output_layer,
 )
-from .score.lora import LoraGradientSketch
-from .state import ScoreTable
+from ..score.lora import LoraGradientSketch
+from . import distributed as dist
+from .ledger import ComputeLedger
+from .score_table import ScoreTable
 
 MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "position_ids", "token_type_ids")
 

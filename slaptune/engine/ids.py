@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .batching import ID_KEY
+from .rows import ID_KEY
 
 
 class IndexedDataset(torch.utils.data.Dataset):

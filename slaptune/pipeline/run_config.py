@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .config import SelectionConfig, _opt
-from .data.formats import FORMATS
+from ..config import SelectionConfig, _opt
+from ..data.formats import FORMATS
 
 
 @dataclass
