@@ -356,14 +356,14 @@ def test_convert_llama2c_reproduces_the_greedy_sample(tmp_path, capsys):
     assert tok.decode(tok(text).input_ids, skip_special_tokens=True) == text
 
 
-def test_demo_runs_end_to_end_on_a_tiny_setting(tmp_path, capsys):
-    out = tmp_path / "demo"
+def test_demo_runs_end_to_end_on_a_tiny_setting(tmp_path, capsys, monkeypatch):
+    # As the README types it: no --output-dir, so runs/demo under the working folder.
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "runs" / "demo"
     assert (
         main(
             [
                 "demo",
-                "--output-dir",
-                str(out),
                 "--model",
                 "llama-tiny",
                 "--n-train",

@@ -19,11 +19,31 @@ def add_parser(sub, name):
     p.add_argument("--no-progress", action="store_true")
 
 
+def free_output_dir(base: str = "runs/demo") -> str:
+    """``base`` if it is free (missing or empty), else the first free ``base-2``, ``base-3``, ...
+
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp()
+    >>> free_output_dir(os.path.join(d, "demo")).endswith("demo")
+    True
+    >>> os.makedirs(os.path.join(d, "demo", "x"))
+    >>> free_output_dir(os.path.join(d, "demo")).endswith("demo-2")
+    True
+    """
+    import os
+
+    candidate, n = base, 1
+    while os.path.exists(candidate) and os.listdir(candidate):
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
 def run(args) -> int:
     from ...pipeline.demo import run_demo
 
     run_demo(
-        args.output_dir,
+        args.output_dir or free_output_dir(),
         keep_ratio=args.keep_ratio,
         model=args.model,
         epochs=args.epochs,
