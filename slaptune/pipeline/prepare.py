@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from ..data.formats import Example
 from ..data.io import Problem, load_examples
 from ..data.tokenize import ensure_chat_template, tokenize_examples
+from ..models.load import load_pretrained
 from ..models.presets import PRESETS, build_model, build_tokenizer
 from .run_config import RunConfig
 
@@ -57,12 +58,7 @@ def split_eval(examples, cfg: RunConfig):
 def load_tokenizer_and_model(cfg: RunConfig, train_texts):
     """A preset (tokenizer trained on the training texts) or a local Hugging Face folder."""
     if os.path.isdir(cfg.model):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        tok = AutoTokenizer.from_pretrained(cfg.model)
-        model = AutoModelForCausalLM.from_pretrained(cfg.model)
-        if tok.pad_token_id is None:
-            tok.pad_token = tok.unk_token or tok.eos_token
+        tok, model = load_pretrained(cfg.model)
     elif cfg.model in PRESETS:
         tok = build_tokenizer(train_texts, cfg.tokenizer_vocab)
         model = build_model(cfg.model, len(tok), seed=cfg.seed, max_positions=cfg.max_length)

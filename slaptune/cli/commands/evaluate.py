@@ -29,10 +29,9 @@ def add_parser(sub, name):
 
 
 def run(args) -> int:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from ...data.io import load_examples
     from ...data.tokenize import ensure_chat_template, tokenize_examples
+    from ...models.load import load_pretrained
     from ...pipeline.evaluate import evaluate
     from ...pipeline.prepare import DataError
 
@@ -48,11 +47,8 @@ def run(args) -> int:
         raise DataError(problems, "evaluation data")
     if args.max_examples:
         examples = examples[: args.max_examples]
-    tok = AutoTokenizer.from_pretrained(args.model)
+    tok, model = load_pretrained(args.model)
     ensure_chat_template(tok)
-    if tok.pad_token_id is None:
-        tok.pad_token = tok.unk_token or tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(args.model)
     rows, bad, kept = tokenize_examples(tok, examples, args.max_length)
     if not rows:
         raise DataError(bad, "evaluation data after tokenisation")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 
 def add_parser(sub, name):
     p = sub.add_parser(name, help="continue a prompt (or answer a chat message)")
@@ -20,20 +18,15 @@ def add_parser(sub, name):
 
 def run(args) -> int:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from ...data.tokenize import ensure_chat_template, render
+    from ...models.load import load_pretrained
     from ...pipeline.evaluate import generate
 
-    if not os.path.isdir(args.model):
-        raise FileNotFoundError(f"{args.model}: not a model folder")
     if args.temperature <= 0:
         raise ValueError("--temperature must be > 0 (use --greedy for deterministic output)")
     torch.manual_seed(args.seed)
-    tok = AutoTokenizer.from_pretrained(args.model)
-    model = AutoModelForCausalLM.from_pretrained(args.model)
-    if tok.pad_token_id is None:
-        tok.pad_token = tok.unk_token or tok.eos_token
+    tok, model = load_pretrained(args.model)
     prompt = args.prompt
     if args.chat is not None:
         ensure_chat_template(tok)
