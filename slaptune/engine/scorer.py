@@ -45,8 +45,10 @@ class WindowScorer:
         needs_features: bool,
         dataset_size: int | None,
         second_moment_fn=None,
+        seed: int = 0,
     ):
         self.config, self.model, self.optimizer, self.ledger = config, model, optimizer, ledger
+        self.seed = seed  # of the sketch projections: the run's selection seed
         self.needs_features = needs_features
         if config.scoring == "reuse" and not dataset_size:
             raise ValueError("scoring='reuse' needs dataset_size (the number of training examples)")
@@ -67,7 +69,7 @@ class WindowScorer:
                 d,
                 self.config.sketch_vocab,
                 self.config.sketch_hidden,
-                self.config.selection_seed,
+                self.seed,
             )
         return self._sketch
 
@@ -78,14 +80,16 @@ class WindowScorer:
         if self.config.precondition != "none":
             second, how = self.second_moment_fn(weight)
         sketch, mode = self.sketch(), self.config.precondition
+        floor = self.config.precondition_floor
         # Sketch FLOPs per supervised token: p @ R_V, h @ R_d and the outer product.
         v, d = sketch.r_vocab.shape[0], sketch.r_hidden.shape[0]
         per_token = 2.0 * (v * sketch.kv + d * sketch.kd + sketch.kv * sketch.kd)
         self.ledger.flops_scoring += per_token * float((labels[:, 1:] != -100).sum())
         if mode == "adam_exact":
-            feats = sketch(logits, hidden, labels, second, precondition=mode)
+            feats = sketch(logits, hidden, labels, second, precondition=mode, floor=floor)
             return (feats, *example_losses(logits, labels), how)
-        return (*sketch.with_losses(logits, hidden, labels, second, precondition=mode), how)
+        feats = sketch.with_losses(logits, hidden, labels, second, precondition=mode, floor=floor)
+        return (*feats, how)
 
     def score_batch(self, batch: dict):
         """Fresh no-grad forward of one micro-batch: ``(losses, valid, features | None, how)``."""
@@ -97,14 +101,18 @@ class WindowScorer:
     def _score_lora(self, batch: dict):
         if self._lora is None:
             self._lora = LoraGradientSketch(
-                self.config.sketch_vocab, self.config.lora_modules, self.config.selection_seed
+                self.config.sketch_vocab, self.config.lora_modules, self.seed
             )
         was_training = self.model.training
         self.model.eval()
         try:
             moments = None if self.config.precondition == "none" else self.second_moment_fn
             feats, losses, valid = self._lora(
-                self.model, model_inputs(batch), batch["labels"], moments
+                self.model,
+                model_inputs(batch),
+                batch["labels"],
+                moments,
+                floor=self.config.precondition_floor,
             )
         finally:
             self.model.train(was_training)

@@ -80,6 +80,8 @@ class SlapTrainerMixin:
         self.data_collator = IdCollator(self.data_collator)
         self._slap: SelectionEngine | None = None
         self._slap_resume: str | None = None
+        self._slap_queue: list = []  # kept micro-batches of a pool's later steps
+        self._slap_tail = None  # a short last window pulled while filling a pool
         self.add_callback(SlapStateCallback(self))
         if self.callback_handler.pop_callback(ProgressCallback) is not None:
             self.add_callback(SlapProgressCallback(self))
@@ -105,6 +107,7 @@ class SlapTrainerMixin:
                 pad_token_id=0 if pad is None else pad,
                 dataset_size=len(self.train_dataset),
                 log_path=log,
+                seed=self.args.seed,  # the run's seed reaches selection (unless set apart)
                 # Looked up at each call: the optimizer is created after the trainer.
                 second_moment_fn=self._second_moment_deepspeed
                 if self.is_deepspeed_enabled
@@ -142,36 +145,57 @@ class SlapTrainerMixin:
         return super().train(resume_from_checkpoint, *args, **kwargs)
 
     def get_batch_samples(self, epoch_iterator, num_batches, device):
-        batches, num_items = super().get_batch_samples(epoch_iterator, num_batches, device)
-        if not batches:
-            return batches, num_items
-        batches = [self._prepare_inputs(b) for b in batches]
+        if self._slap_queue:  # the rest of a pool selected at an earlier step
+            new = self._slap_queue.pop(0)
+            return new, self._get_num_items_in_batch(new, device)
+        windows = []
+        for _ in range(self.selection.pool_windows):
+            batches, num_items = super().get_batch_samples(epoch_iterator, num_batches, device)
+            if not batches or (windows and len(batches) != len(windows[0])):
+                if batches:  # a shorter last window: it is a pool of its own, after this one
+                    self._slap_tail = batches
+                break
+            windows.append(batches)
+        if not windows:
+            if self._slap_tail is None:
+                return [], num_items
+            windows, self._slap_tail = [self._slap_tail], None
+        windows = [[self._prepare_inputs(b) for b in w] for w in windows]
         state = self.state
-        new = self.slap_engine.select_window(
-            batches,
+        pools = self.slap_engine.select_pool(
+            windows,
             step=state.global_step,
             epoch=int(state.epoch or 0),
             progress=state.global_step / max(state.max_steps, 1),
         )
-        if new is batches:
-            return batches, num_items
-        return new, self._get_num_items_in_batch(new, device)
+        if self._slap_tail is not None:  # the epoch's short last window: a pool of its own
+            tail, self._slap_tail = [self._prepare_inputs(b) for b in self._slap_tail], None
+            pools += self.slap_engine.select_pool(
+                [tail],
+                step=state.global_step + len(windows),
+                epoch=int(state.epoch or 0),
+                progress=state.global_step / max(state.max_steps, 1),
+            )
+        self._slap_queue = pools[1:]
+        return pools[0], self._get_num_items_in_batch(pools[0], device)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         ids = inputs.pop(ID_KEY, None)
         weights = inputs.pop(WEIGHT_KEY, None)
-        recording = model.training and self._slap is not None and self._slap.table is not None
-        if weights is not None and model.training:
-            loss = self._weighted_loss(model, inputs, weights, num_items_in_batch)
-            outputs = None
-        else:
-            with capture_training_outputs(self.model) if recording else nullcontext({}) as store:
+        recording = model.training and self._slap is not None and self._slap.reuse
+        # Weighted or not, a training forward in reuse mode records its rows' scores
+        # (InfoBatch's threshold is the mean over scores refreshed by every training forward).
+        with capture_training_outputs(self.model) if recording else nullcontext({}) as store:
+            if weights is not None and model.training:
+                loss = self._weighted_loss(model, inputs, weights, num_items_in_batch)
+                outputs = None
+            else:
                 out = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            loss, outputs = out if return_outputs else (out, None)
-            if recording and ids is not None:
-                self._slap.record_training_forward(
-                    ids, store["hidden"], inputs["labels"], store.get("logits")
-                )
+                loss, outputs = out if return_outputs else (out, None)
+        if recording and ids is not None:
+            self._slap.record_training_forward(
+                ids, store["hidden"], inputs["labels"], store.get("logits")
+            )
         return (loss, outputs) if return_outputs else loss
 
     def _weighted_loss(self, model, inputs, weights, num_items_in_batch):

@@ -45,6 +45,8 @@ class SlapSelector:
         dataset_size: number of training examples; required for ``scoring="reuse"``, whose
             batches must carry ``slap_id`` (see ``slaptune.engine.with_example_ids``).
         log_path: optional JSONL selection log.
+        seed: seed of the selection (used when ``config.selection_seed`` is None); pass your
+            run's seed so that seeds reach every source of randomness.
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class SlapSelector:
         pad_token_id: int = 0,
         dataset_size: int | None = None,
         log_path: str | None = None,
+        seed: int = 0,
     ):
         self.config = config or SelectionConfig()
         self.model = model
@@ -66,6 +69,7 @@ class SlapSelector:
             pad_token_id=pad_token_id,
             dataset_size=dataset_size,
             log_path=log_path,
+            seed=seed,
         )
 
     @property
@@ -77,17 +81,32 @@ class SlapSelector:
         """The kept rows of ``batch`` (this rank's share), with ``slap_weight`` where the method
         reweights. Without ``slap_id`` in the batch (fresh scoring only) rows are numbered by
         their position in the global batch."""
-        if ID_KEY not in batch:
-            if self.config.scoring == "reuse":
-                raise ValueError(
-                    "scoring='reuse' needs example ids: wrap the dataset with "
-                    "slaptune.engine.with_example_ids and its collator with IdCollator"
-                )
-            batch = {
-                **batch,
-                ID_KEY: torch.arange(batch["input_ids"].shape[0], device=batch["input_ids"].device),
-            }
+        batch = self._with_ids(batch, 0)
         return self.engine.select_window([batch], step=step, epoch=epoch, progress=progress)[0]
+
+    def select_pool(
+        self, batches: list[dict], *, step: int, epoch: int = 0, progress: float = 0.0
+    ) -> list[dict]:
+        """Select once over several batches (one per coming optimizer step, ``step`` the
+        first): a larger pool for the same number of steps. Returns one kept batch per step,
+        each the same size (``pool_windows`` in the config is the trainers' version)."""
+        size = batches[0]["input_ids"].shape[0]
+        batches = [self._with_ids(b, j * size) for j, b in enumerate(batches)]
+        out = self.engine.select_pool(
+            [[b] for b in batches], step=step, epoch=epoch, progress=progress
+        )
+        return [w[0] for w in out]
+
+    def _with_ids(self, batch: dict, offset: int) -> dict:
+        if ID_KEY in batch:
+            return batch
+        if self.config.scoring == "reuse":
+            raise ValueError(
+                "scoring='reuse' needs example ids: wrap the dataset with "
+                "slaptune.engine.with_example_ids and its collator with IdCollator"
+            )
+        ids = torch.arange(batch["input_ids"].shape[0], device=batch["input_ids"].device)
+        return {**batch, ID_KEY: ids + offset}
 
     def loss(self, model, batch: dict) -> torch.Tensor:
         """Token-mean cross-entropy over the kept rows of every rank (weighted where the method

@@ -17,7 +17,12 @@ from .capture import (
     capture_training_outputs,
     output_layer,
 )
-from .head import HeadGradientSketch, head_gradients, rank1_inverse_sqrt
+from .head import (
+    HeadGradientSketch,
+    floored_second_moment,
+    head_gradients,
+    rank1_inverse_sqrt,
+)
 from .lora import LoraGradientSketch, lora_example_gradients, lora_layers
 from .loss import IGNORE_INDEX, example_losses, losses_from_token_logprobs
 
@@ -33,6 +38,7 @@ __all__ = [
     "capture_training_outputs",
     "capture_head_input",
     "example_losses",
+    "floored_second_moment",
     "head_gradients",
     "losses_from_token_logprobs",
     "output_layer",

@@ -50,18 +50,40 @@ def head_gradients(
     return out.view(b, v * d)
 
 
-def rank1_inverse_sqrt(second_moment: torch.Tensor, eps: float = 1e-8):
+def floored_second_moment(second_moment: torch.Tensor, floor: float, eps: float = 1e-8):
+    """Adam's ``v`` with every entry raised to at least ``floor x mean(v)`` (and ``eps^2``).
+
+    Rows of the output layer whose tokens were barely trained have ``v ~ 0``; dividing by
+    ``sqrt(v)`` there blows a feature up by 1e5x or more, so such a row's size would drown every
+    direction in the window. The floor bounds the preconditioner's range to
+    ``1 / sqrt(floor)`` of its mean scale (``docs/method.md``, section 5).
+
+    >>> floored_second_moment(torch.tensor([[0.0, 4.0], [4.0, 4.0]]), 0.5).tolist()
+    [[1.5, 4.0], [4.0, 4.0]]
+    """
+    v = second_moment.float()
+    lo = max(float(floor) * float(v.mean()), eps * eps)
+    return v.clamp(min=lo)
+
+
+def rank1_inverse_sqrt(second_moment: torch.Tensor, eps: float = 1e-8, floor: float = 0.0):
     """Row and column factors ``a, b`` with ``1 / sqrt(v_ij) ~ a_i b_j`` (Adafactor's rank-1
-    factorisation ``v_ij ~ rowmean_i colmean_j / mean``).
+    factorisation ``v_ij ~ rowmean_i colmean_j / mean``), the row and column means floored at
+    ``floor x mean(v)`` so that no factor exceeds ``1 / sqrt(floor)`` times its typical value.
 
     >>> a, b = rank1_inverse_sqrt(torch.full((2, 3), 4.0))
     >>> a[:, None] * b[None, :]
     tensor([[0.5000, 0.5000, 0.5000],
             [0.5000, 0.5000, 0.5000]])
+    >>> a, _ = rank1_inverse_sqrt(torch.tensor([[0.0, 0.0], [2.0, 2.0]]), floor=0.1)
+    >>> float(a.max() / a.min()) <= 0.1 ** -0.5 + 1e-6
+    True
     """
     v = second_moment.float().clamp(min=eps * eps)
-    m = v.mean().sqrt()
-    return (v.mean(1) / m).rsqrt(), (v.mean(0) / m).rsqrt()
+    m = v.mean()
+    lo = max(float(floor) * float(m), eps * eps)
+    rows, cols = v.mean(1).clamp(min=lo), v.mean(0).clamp(min=lo)
+    return (rows / m.sqrt()).rsqrt(), (cols / m.sqrt()).rsqrt()
 
 
 class HeadGradientSketch:
@@ -87,12 +109,12 @@ class HeadGradientSketch:
         self.kv, self.kd = kv, kd
         self.last_preconditioner = "none"
 
-    def _projections(self, device, second_moment, mode):
+    def _projections(self, device, second_moment, mode, floor=0.0):
         rv, rd = self.r_vocab.to(device), self.r_hidden.to(device)
         if second_moment is None or mode == "none":
             self.last_preconditioner = "identity"
         elif mode == "adam_rank1":
-            a, b = rank1_inverse_sqrt(second_moment.to(device))
+            a, b = rank1_inverse_sqrt(second_moment.to(device), floor=floor)
             rv, rd = a[:, None] * rv, b[:, None] * rd
             self.last_preconditioner = "adam_rank1"
         else:
@@ -108,15 +130,18 @@ class HeadGradientSketch:
         second_moment: torch.Tensor | None = None,
         *,
         precondition: str = "adam_rank1",
+        floor: float = 0.0,
         eps: float = 1e-8,
         chunk_tokens: int = 4096,
     ) -> torch.Tensor:
         """Sketch of each row's output-layer gradient, preconditioned by Adam's bias-corrected
         second moment ``second_moment`` (``V x d``) when given: ``adam_rank1`` (same cost) or
-        ``adam_exact`` (elementwise ``G / (sqrt(v) + eps)``; forms ``B x V x d``, small models)."""
+        ``adam_exact`` (elementwise ``G / (sqrt(v) + eps)``; forms ``B x V x d``, small models),
+        ``v`` floored at ``floor x mean(v)`` in both (:func:`floored_second_moment`)."""
         if precondition == "adam_exact" and second_moment is not None:
             g = head_gradients(logits, hidden, labels).view(logits.shape[0], *second_moment.shape)
-            g = g / (second_moment.float().to(g.device).sqrt() + eps)
+            v = floored_second_moment(second_moment.to(g.device), floor, eps)
+            g = g / (v.sqrt() + eps)
             self.last_preconditioner = "adam_exact"
             rv, rd = self.r_vocab.to(g.device), self.r_hidden.to(g.device)
             return torch.einsum("vi,bvd,dj->bij", rv, g, rd).reshape(g.shape[0], -1)
@@ -126,6 +151,7 @@ class HeadGradientSketch:
             labels,
             second_moment,
             precondition=precondition,
+            floor=floor,
             chunk_tokens=chunk_tokens,
         )
         return feats
@@ -139,11 +165,12 @@ class HeadGradientSketch:
         second_moment=None,
         *,
         precondition: str = "adam_rank1",
+        floor: float = 0.0,
         chunk_tokens: int = 4096,
     ):
         """``(features, losses, valid)`` in one pass over the supervised tokens: the loss
         (``logsumexp(z) - z_y``) and the sketch share the gather and the softmax."""
-        rv, rd = self._projections(logits.device, second_moment, precondition)
+        rv, rd = self._projections(logits.device, second_moment, precondition, floor)
         z, y = shift_for_next_token(logits, labels)
         mask = y != IGNORE_INDEX
         n_tok = mask.sum(1)

@@ -22,6 +22,7 @@ from contextlib import ExitStack
 
 import torch
 
+from .head import floored_second_moment
 from .loss import example_losses
 
 
@@ -109,8 +110,11 @@ class LoraGradientSketch:
         r_out, r_in = self._proj[name]
         return r_out.to(device), r_in.to(device)
 
-    def __call__(self, model, inputs, labels, second_moment_fn=None, eps: float = 1e-8):
-        """``(features, losses, valid)``; ``second_moment_fn(param) -> (v | None, how)``."""
+    def __call__(
+        self, model, inputs, labels, second_moment_fn=None, eps: float = 1e-8, floor: float = 0.0
+    ):
+        """``(features, losses, valid)``; ``second_moment_fn(param) -> (v | None, how)``; ``v``
+        floored at ``floor x mean(v)`` as for the output layer (``floored_second_moment``)."""
         grads, losses, valid = lora_example_gradients(model, inputs, labels, self.last)
         modules = dict(model.named_modules())
         parts, how = [], "identity"
@@ -122,7 +126,8 @@ class LoraGradientSketch:
                     param = (module.lora_B if which == "B" else module.lora_A)[key].weight
                     v, how = second_moment_fn(param)
                     if v is not None:
-                        g.div_(v.float().to(g.device).sqrt() + eps)
+                        v = floored_second_moment(v.to(g.device), floor, eps)
+                        g.div_(v.sqrt() + eps)
             r_out, r_in = self._projection(name, g_b.shape[1], g_a.shape[2], g_b.device)
             parts.append(torch.einsum("bor,ok->brk", g_b, r_out).flatten(1))
             parts.append(torch.einsum("bri,ik->brk", g_a, r_in).flatten(1))

@@ -15,23 +15,25 @@ import torch
 from . import methods as _methods  # noqa: F401  (registers the methods)
 from ._checks import check_budget, check_losses
 from .registry import (
-    LOSS_FREE,
-    NEEDS_FEATURES,
+    MethodSpec,
     Selection,
     check_options,
     get_method,
+    get_spec,
     method_names,
     register,
+    unregister,
 )
 from .strata import assign_strata, stratum_budgets
 
 __all__ = [
-    "LOSS_FREE",
-    "NEEDS_FEATURES",
+    "MethodSpec",
     "Selection",
+    "get_spec",
     "assign_strata",
     "method_names",
     "register",
+    "unregister",
     "select",
     "stratum_budgets",
 ]

@@ -12,6 +12,8 @@ import torch
 
 # At most this many distances are materialised at once when a stratum meets the selected set.
 CHUNK_ELEMENTS = 1 << 20
+# Picks made per block before the whole group is updated with one matrix product.
+BLOCK = 64
 
 
 def squared_distances_to_set(
@@ -42,6 +44,7 @@ def farthest_point_in_group(
     k: int,
     selected: list[torch.Tensor],
     generator: torch.Generator | None,
+    block: int = BLOCK,
 ) -> torch.Tensor:
     """Pick ``k`` of ``members`` greedily, each the farthest from everything selected so far
     (``selected``: index tensors of earlier picks, earlier groups included). If nothing has been
@@ -49,6 +52,13 @@ def farthest_point_in_group(
 
     Members are visited in a random order so that exact ties (duplicate or zero features) are
     broken at random rather than by position in the batch.
+
+    Blocked, and exact: the ``block`` members with the largest running minimum are updated
+    against each new pick one by one (a ``block x d`` product), and a pick is accepted while
+    its updated distance is at least the largest running minimum outside the block (an upper
+    bound for those members, since running minima only fall). The rest of the group is updated
+    once per block with one matrix product instead of once per pick: the same picks as the
+    one-at-a-time greedy, at matrix-multiply speed rather than memory-bound matrix-vector speed.
     """
     if k == 0 or members.numel() == 0:
         return torch.empty(0, dtype=torch.long)
@@ -61,14 +71,43 @@ def farthest_point_in_group(
     prev = torch.cat(selected) if selected else torch.empty(0, dtype=torch.long)
     prev = prev.to(features.device)
     min_d = squared_distances_to_set(x, x_sq, features[prev], sq_norms[prev])
-    picks = torch.empty(k, dtype=torch.long)
-    for j in range(k):
-        # With nothing selected yet every distance is +inf and argmax is position 0, which is a
-        # uniformly random member thanks to the permutation above.
-        p = int(torch.argmax(min_d))
-        picks[j] = p
-        # d(x, x_p) = |x|^2 - 2 x.x_p + |x_p|^2, one matrix-vector product per pick.
-        d = torch.addmv(x_sq, x, x[p], alpha=-2.0).add_(x_sq[p])
-        torch.minimum(min_d, d, out=min_d)
-        min_d[p] = -1.0  # never again
-    return members[picks]
+    picks: list[int] = []
+    if prev.numel() == 0:  # nothing selected yet: the first (random, see above) member
+        picks.append(0)
+        _update(min_d, x, x_sq, [0])
+    while len(picks) < k:
+        picks += _block_picks(min_d, x, x_sq, min(block, k - len(picks)))
+    return members[torch.tensor(picks, dtype=torch.long)]
+
+
+def _block_picks(min_d, x, x_sq, b: int) -> list[int]:
+    """Up to ``b`` exact greedy picks from the top of ``min_d`` (updated in place)."""
+    top = min(b + 1, int((min_d >= 0).sum()))
+    vals, cand = torch.topk(min_d, top)
+    bound = float(vals[b]) if top > b else float("-inf")  # outside the block: at most this
+    cand = cand[:b]
+    xc, xc_sq = x[cand], x_sq[cand]
+    # The block's own distances, once; the greedy inside the block is plain Python on b x b
+    # numbers (a torch call per pick would cost more than the arithmetic).
+    within = torch.addmm(xc_sq[:, None], xc, xc.T, alpha=-2.0).add_(xc_sq[None, :]).tolist()
+    cur = vals[:b].tolist()
+    chosen: list[int] = []
+    while len(chosen) < len(cur):
+        j = max(range(len(cur)), key=cur.__getitem__)
+        if chosen and cur[j] < bound:
+            break  # a member outside the block may now be farther: update everything first
+        chosen.append(j)
+        cur = [min(c, d) for c, d in zip(cur, within[j])]  # chosen ones stay at -1
+        cur[j] = -1.0
+    picks = cand[torch.tensor(chosen, dtype=torch.long)].tolist()
+    _update(min_d, x, x_sq, picks)
+    return picks
+
+
+def _update(min_d, x, x_sq, picks: list[int]) -> None:
+    """Lower the running minimum with the distances to ``picks`` (one matrix product)."""
+    idx = torch.tensor(picks, dtype=torch.long, device=x.device)
+    c = x[idx]
+    d = torch.addmm(x_sq[:, None], x, c.T, alpha=-2.0).add_(x_sq[idx][None, :])
+    torch.minimum(min_d, d.amin(1), out=min_d)
+    min_d[idx] = -1.0  # never again

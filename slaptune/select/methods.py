@@ -4,14 +4,62 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_features, positive_float, positive_int
+from ._checks import check_choice, check_features, positive_float, positive_int
 from .farthest import farthest_point_in_group
 from .registry import Selection, register
-from .strata import BINNINGS, assign_strata, stratum_budgets, weighted_sample_without_replacement
+from .strata import (
+    BINNINGS,
+    TILTS,
+    assign_strata,
+    stratum_budgets,
+    weighted_sample_without_replacement,
+)
+
+FEATURE_NORMS = ("unit", "none")
+WEIGHTINGS = ("none", "stratified", "low_rescale")
 
 
 def _empty() -> torch.Tensor:
     return torch.empty(0, dtype=torch.long)
+
+
+def normalised(features: torch.Tensor, feature_norm: str) -> torch.Tensor:
+    """Rows scaled to unit length (``unit``; zero rows stay zero) or as they are (``none``).
+
+    Farthest-point selection on raw gradient features picks by size: a token-mean gradient's
+    norm scales like 1/sqrt(answer tokens) and barely-trained vocabulary rows inflate it, so
+    short answers and rare tokens would win. On the unit sphere only direction counts
+    (``docs/method.md``, section 6).
+
+    >>> normalised(torch.tensor([[3.0, 4.0], [0.0, 0.0]]), "unit").tolist()
+    [[0.6000000238418579, 0.800000011920929], [0.0, 0.0]]
+    """
+    check_choice("feature_norm", feature_norm, FEATURE_NORMS)
+    if feature_norm == "none":
+        return features
+    return features / features.norm(dim=1, keepdim=True).clamp(min=1e-30)
+
+
+def stratum_weights(losses, strata, indices, budgets, sizes, weighting: str) -> torch.Tensor | None:
+    """Loss weights of the kept rows (mean 1 over the kept rows), or None for plain training.
+
+    ``stratified``: each kept row stands for its stratum, ``|S_k| / M_k`` (the unbiased
+    stratified estimator of the pool's mean gradient). ``low_rescale``: InfoBatch's rescaling,
+    kept rows below the pool's mean loss weighted by ``|low| / |low kept|``.
+    """
+    check_choice("weighting", weighting, WEIGHTINGS)
+    if weighting == "none" or indices.numel() == 0:
+        return None
+    if weighting == "stratified":
+        k = strata[indices]
+        w = sizes[k].float() / budgets[k].clamp(min=1).float()
+    else:
+        low = losses < losses.mean()
+        kept_low = int(low[indices].sum())
+        w = torch.ones(indices.numel())
+        if kept_low:
+            w[low[indices]] = int(low.sum()) / kept_low
+    return w * (w.numel() / w.sum())
 
 
 @register("slap", needs_features=True)
@@ -24,10 +72,13 @@ def slap(
     num_strata: int = 5,
     temperature: float = 1.0,
     binning: str = "equal_width",
+    tilt: str = "softmax",
+    feature_norm: str = "unit",
+    weighting: str = "none",
 ) -> Selection:
-    """Stratified loss-based pruning: loss strata, softmax(loss/T) budgets, then relative
-    farthest-point selection inside each stratum (lowest-loss stratum first), the running minimum
-    distance carried across strata.
+    """Stratified loss-based pruning: loss strata, ``softmax(tilt(loss) / T)`` budgets, then
+    relative farthest-point selection on unit-length features inside each stratum (lowest-loss
+    stratum first), the running minimum distance carried across strata.
 
     >>> g = torch.Generator().manual_seed(0)
     >>> losses = torch.tensor([0.1, 0.2, 0.3, 5.0, 5.1, 5.2])
@@ -38,11 +89,12 @@ def slap(
     """
     num_strata = positive_int("num_strata", num_strata)
     temperature = positive_float("temperature", temperature)
-    if binning not in BINNINGS:
-        raise ValueError(f"binning must be one of {BINNINGS}, got {binning!r}")
-    features = check_features(features, losses.numel(), "slap")
+    check_choice("binning", binning, BINNINGS)
+    check_choice("tilt", tilt, TILTS)
+    check_choice("weighting", weighting, WEIGHTINGS)
+    features = normalised(check_features(features, losses.numel(), "slap"), feature_norm)
     strata = assign_strata(losses, num_strata, binning)
-    budgets = stratum_budgets(losses, strata, num_strata, budget, temperature, generator)
+    budgets = stratum_budgets(losses, strata, num_strata, budget, temperature, generator, tilt)
     sq_norms = (features * features).sum(1)
     selected: list[torch.Tensor] = []
     for k in range(num_strata):
@@ -54,30 +106,31 @@ def slap(
             selected.append(picked)
     indices = torch.cat(selected) if selected else _empty()
     sizes = torch.bincount(strata, minlength=num_strata)
+    weights = stratum_weights(losses, strata, indices, budgets, sizes, weighting)
     return Selection(
         indices,
-        None,
+        weights,
         strata,
         {"stratum_sizes": sizes.tolist(), "stratum_budgets": budgets, "binning": binning},
     )
 
 
 @register("kcenter", needs_features=True)
-def kcenter(losses, features, budget, generator) -> Selection:
+def kcenter(losses, features, budget, generator, *, feature_norm: str = "unit") -> Selection:
     """Greedy farthest-point selection over the whole pool, first point random (no strata)."""
-    features = check_features(features, losses.numel(), "kcenter")
+    features = normalised(check_features(features, losses.numel(), "kcenter"), feature_norm)
     members = torch.arange(losses.numel())
     sq_norms = (features * features).sum(1)
     return Selection(farthest_point_in_group(features, sq_norms, members, budget, [], generator))
 
 
-@register("random", loss_free=True)
+@register("random", uses_losses=False)
 def random(losses, features, budget, generator) -> Selection:
     """Uniform random subset of size ``budget``."""
     return Selection(torch.randperm(losses.numel(), generator=generator)[:budget])
 
 
-@register("full", loss_free=True)
+@register("full", uses_losses=False, keeps_everything=True)
 def full(losses, features, budget, generator) -> Selection:
     """Every example (the full-data baseline); ``budget`` must equal the pool size."""
     if budget != losses.numel():
@@ -122,7 +175,7 @@ def ccs(
     return Selection(torch.cat(picks), None, strata, info)
 
 
-@register("infobatch")
+@register("infobatch", table_threshold=True, anneal_after=0.875)
 def infobatch(losses, features, budget, generator, *, threshold: float | None = None) -> Selection:
     """InfoBatch's per-pool rule: prune at random among the examples whose loss is below
     ``threshold`` (default: the pool mean; InfoBatch uses the mean over the whole dataset's last

@@ -1,9 +1,21 @@
-"""Name -> selection method. A new method is one function and one ``@register`` line.
+"""Name -> ``MethodSpec``: the one owner of everything method-specific.
 
 A method is ``fn(losses, features, budget, generator, **options) -> Selection`` where ``losses``
 is a checked float32 CPU tensor, ``features`` is the raw argument (check it with
 ``check_features`` if the method needs it), and the options are keyword-only parameters with
-defaults; those parameter names are the method's valid options.
+defaults; those parameters are the method's options, their defaults its defaults, and the
+method's own argument checks its checks. ``@register`` adds what the engine needs to know
+about it (does it need features, look at losses at all, keep everything, take its threshold
+from the score table, anneal by default). Adding a method is one function and one
+``@register`` line: the config, the engine, the CLI and the bench all derive from its spec.
+
+>>> spec = get_spec("ccs")
+>>> spec.options
+{'hard_cut': 0.1, 'num_strata': 5}
+>>> spec.check({"hard_cut": 2.0})
+Traceback (most recent call last):
+...
+ValueError: hard_cut must be in [0, 1), got 2.0
 """
 
 from __future__ import annotations
@@ -39,47 +51,130 @@ class Selection:
 
 
 MethodFn = Callable[..., Selection]
-_METHODS: dict[str, MethodFn] = {}
-_OPTIONS: dict[str, tuple[str, ...]] = {}
-NEEDS_FEATURES: set[str] = set()
-LOSS_FREE: set[str] = set()  # methods that look at neither losses nor features
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """What the rest of slaptune knows about a method.
+
+    Attributes:
+        name: registered name.
+        fn: the selection function.
+        options: option name -> default (the keyword-only parameters of ``fn``).
+        needs_features: it reads per-example features (gradient sketches).
+        uses_losses: it reads losses (False: no scoring is paid at all).
+        keeps_everything: it never prunes (the full-data baseline).
+        table_threshold: with recorded scores (reuse), its ``threshold`` option is the mean
+            loss of the whole score table (InfoBatch's dataset-level mean).
+        anneal_after: default share of training after which every window is trained whole.
+    """
+
+    name: str
+    fn: MethodFn
+    options: dict
+    needs_features: bool = False
+    uses_losses: bool = True
+    keeps_everything: bool = False
+    table_threshold: bool = False
+    anneal_after: float = 1.0
+
+    def check(self, options: dict) -> None:
+        """Raise a ``ValueError`` for an unknown option or a bad value, before any training:
+        the method itself runs once on a 4-example pool with these options."""
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            valid = ", ".join(self.options) or "none"
+            raise ValueError(
+                f"unknown option(s) {unknown} for method {self.name!r}; valid: {valid}"
+            )
+        g = torch.Generator().manual_seed(0)
+        feats = torch.eye(4) if self.needs_features else None
+        budget = 4 if self.keeps_everything else 2
+        self.fn(torch.tensor([0.5, 1.0, 1.5, 2.0]), feats, budget, g, **options)
+
+    def ignored(self, settings: dict) -> set[str]:
+        """The names among ``settings`` (e.g. ``SelectionConfig`` fields) this method ignores:
+        other methods' options, keep ratio when it keeps everything, and every scoring or
+        feature setting when it reads no losses or no features."""
+        other_options = {o for s in _SPECS.values() for o in s.options} - set(self.options)
+        out = set(settings) & other_options
+        if self.keeps_everything:
+            out |= {"keep_ratio", "anneal_after"} & set(settings)
+        if not self.uses_losses or self.keeps_everything:
+            out |= set(settings) & (SCORING_SETTINGS | FEATURE_SETTINGS)
+        elif not self.needs_features:
+            out |= set(settings) & FEATURE_SETTINGS
+        return out
+
+
+# Settings of the engine (not of any method) that only matter when losses / features are read.
+SCORING_SETTINGS = {"scoring", "score_dtype", "reuse_max_staleness", "reuse_unscored"}
+FEATURE_SETTINGS = {
+    "feature_source",
+    "sketch_vocab",
+    "sketch_hidden",
+    "precondition",
+    "precondition_floor",
+    "lora_modules",
+}
+
+_SPECS: dict[str, MethodSpec] = {}
 
 
 def register(
-    name: str, *, needs_features: bool = False, loss_free: bool = False
+    name: str,
+    *,
+    needs_features: bool = False,
+    uses_losses: bool = True,
+    keeps_everything: bool = False,
+    table_threshold: bool = False,
+    anneal_after: float = 1.0,
 ) -> Callable[[MethodFn], MethodFn]:
     """Register ``fn`` under ``name``; its keyword-only parameters become its options."""
 
     def wrap(fn: MethodFn) -> MethodFn:
         params = inspect.signature(fn).parameters.values()
-        _OPTIONS[name] = tuple(p.name for p in params if p.kind is p.KEYWORD_ONLY)
-        _METHODS[name] = fn
-        if needs_features:
-            NEEDS_FEATURES.add(name)
-        if loss_free:
-            LOSS_FREE.add(name)
+        options = {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY}
+        _SPECS[name] = MethodSpec(
+            name,
+            fn,
+            options,
+            needs_features=needs_features,
+            uses_losses=uses_losses,
+            keeps_everything=keeps_everything,
+            table_threshold=table_threshold,
+            anneal_after=anneal_after,
+        )
         return fn
 
     return wrap
 
 
+def unregister(name: str) -> None:
+    """Remove a registered method (for tests that register a toy one)."""
+    _SPECS.pop(name, None)
+
+
 def method_names() -> tuple[str, ...]:
-    return tuple(sorted(_METHODS))
+    return tuple(sorted(_SPECS))
+
+
+def get_spec(name: str) -> MethodSpec:
+    if name not in _SPECS:
+        raise ValueError(f"unknown selection method {name!r}; valid: {', '.join(method_names())}")
+    return _SPECS[name]
 
 
 def method_options(name: str) -> tuple[str, ...]:
-    get_method(name)
-    return _OPTIONS[name]
+    return tuple(get_spec(name).options)
 
 
 def get_method(name: str) -> MethodFn:
-    if name not in _METHODS:
-        raise ValueError(f"unknown selection method {name!r}; valid: {', '.join(method_names())}")
-    return _METHODS[name]
+    return get_spec(name).fn
 
 
 def check_options(name: str, options: dict) -> None:
-    valid = _OPTIONS[name]
+    valid = get_spec(name).options
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise ValueError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 BINNINGS = ("equal_width", "quantile")
+TILTS = ("softmax", "zscore", "rank")
 
 
 def assign_strata(
@@ -55,6 +56,34 @@ def weighted_sample_without_replacement(
     return torch.topk(log_weights.double() + gumbel, k).indices
 
 
+def tilt_scores(losses: torch.Tensor, tilt: str) -> torch.Tensor:
+    """The scores whose ``softmax(score / temperature)`` draws the budgets.
+
+    ``softmax`` is the paper's: the raw loss, so the tilt depends on the loss's scale (barely
+    any at losses ~2 with ``temperature = 1``, nearly top-k at ~20). ``zscore`` standardises
+    the losses within the pool; ``rank`` uses the centred percentile scaled to unit variance
+    (``sqrt(12) (rank / N - 1/2)``), which ignores outliers too. Both are scale-free: the same
+    temperature tilts equally on every task and at every point of training.
+
+    >>> tilt_scores(torch.tensor([1.0, 2.0, 3.0]), "zscore").tolist()
+    [-1.0, 0.0, 1.0]
+    >>> a, b = torch.tensor([10.0, 0.0, 3.0]), torch.tensor([1e3, 5.0, 7.0])
+    >>> torch.equal(tilt_scores(a, "rank"), tilt_scores(b, "rank"))
+    True
+    """
+    if tilt == "softmax":
+        return losses
+    n = losses.numel()
+    if tilt == "zscore":
+        sd = losses.std() if n > 1 else torch.tensor(0.0)
+        return (losses - losses.mean()) / sd if sd > 0 else torch.zeros_like(losses)
+    if tilt == "rank":
+        ranks = torch.empty(n)
+        ranks[torch.argsort(losses, stable=True)] = torch.arange(n, dtype=torch.float32)
+        return (ranks + 0.5 - n / 2) / max(n, 1) * 12**0.5
+    raise ValueError(f"tilt must be one of {TILTS}, got {tilt!r}")
+
+
 def stratum_budgets(
     losses: torch.Tensor,
     strata: torch.Tensor,
@@ -62,14 +91,17 @@ def stratum_budgets(
     budget: int,
     temperature: float,
     generator: torch.Generator | None,
+    tilt: str = "softmax",
 ) -> torch.Tensor:
     """Per-stratum budgets: draw ``budget`` examples without replacement with probability
-    ``softmax(loss / temperature)`` and count how many land in each stratum. Only the counts are
-    used, so a stratum's budget never exceeds its size and the budgets sum to ``budget``.
+    ``softmax(tilt_scores(loss) / temperature)`` and count how many land in each stratum. Only
+    the counts are used, so a stratum's budget never exceeds its size and the budgets sum to
+    ``budget``.
 
     >>> l = torch.tensor([0.0, 0.0, 50.0, 50.0])
     >>> stratum_budgets(l, torch.tensor([0, 0, 1, 1]), 2, 2, 1.0, torch.Generator()).tolist()
     [0, 2]
     """
-    drawn = weighted_sample_without_replacement(losses / temperature, budget, generator)
+    scores = tilt_scores(losses, tilt)
+    drawn = weighted_sample_without_replacement(scores / temperature, budget, generator)
     return torch.bincount(strata[drawn], minlength=num_strata)

@@ -136,7 +136,7 @@ def test_infobatch_schedule_prunes_nothing_after_delta(setup, byte_tokenizer, tm
         method="infobatch",
         scoring="reuse",
         keep_ratio=0.5,
-        infobatch_delta=0.75,
+        anneal_after=0.75,
     )
     trainer = make_trainer(setup(), args, ds, byte_tokenizer)
     trainer.train()
@@ -212,3 +212,46 @@ def test_every_method_trains_by_name(setup, byte_tokenizer, tmp_path, method):
     expected = 16 if method == "full" else 8
     assert [r["kept"] for r in log] == [expected, expected]
     assert trainer.slap_engine.ledger.samples_trained == 2 * expected
+
+
+def test_infobatch_reuse_refreshes_its_scores_every_epoch(setup, byte_tokenizer, tmp_path):
+    """The weighted-loss path records its rows' scores too (it used to skip them, so the
+    threshold stayed at epoch 1's for the rest of training)."""
+    ds = token_dataset(32, len(byte_tokenizer))
+    args = train_args(
+        tmp_path, num_train_epochs=3, method="infobatch", scoring="reuse", keep_ratio=0.5
+    )
+    trainer = make_trainer(setup(), args, ds, byte_tokenizer)
+    trainer.train()
+    engine = trainer.slap_engine
+    engine.scorer.flush_pending(2)
+    kept_last_epoch = {
+        i for r in read_log(tmp_path / "selection.jsonl") if r["epoch"] == 2 for i in r["kept_ids"]
+    }
+    assert kept_last_epoch and all(int(engine.table.epoch[i]) == 2 for i in kept_last_epoch)
+
+
+def test_pool_windows_keeps_the_step_count_and_selects_per_pool(setup, byte_tokenizer, tmp_path):
+    ds = token_dataset(64, len(byte_tokenizer))
+    args = train_args(tmp_path, method="slap", keep_ratio=0.5, pool_windows=2)
+    trainer = make_trainer(setup(), args, ds, byte_tokenizer)
+    trainer.train()
+    assert trainer.state.global_step == 4  # 64 rows / (8 x 2) per step, pools or not
+    log = read_log(tmp_path / "selection.jsonl")
+    assert [r["step"] for r in log] == [0, 2]
+    assert all(r["seen"] == 32 and r["kept"] == 16 and r["pool_windows"] == 2 for r in log)
+    assert trainer.slap_engine.ledger.samples_trained == 32
+
+
+def test_the_run_seed_reaches_selection(setup, byte_tokenizer, tmp_path):
+    ds = token_dataset(32, len(byte_tokenizer))
+    kept = []
+    for seed in (0, 1):
+        args = train_args(
+            tmp_path / str(seed), method="random", keep_ratio=0.5, data_seed=0, seed=seed
+        )
+        trainer = make_trainer(setup(), args, ds, byte_tokenizer)
+        trainer.train()
+        assert trainer.slap_engine.seed == seed
+        kept.append([r["kept_ids"] for r in read_log(tmp_path / str(seed) / "selection.jsonl")])
+    assert kept[0] != kept[1]

@@ -91,12 +91,23 @@ def reference_slap(losses, feats, budget, seed, num_strata):
     return selected
 
 
-def test_slap_matches_brute_force_reference():
+@pytest.mark.parametrize("feature_norm", ["none", "unit"])
+def test_slap_matches_brute_force_reference(feature_norm):
+    """The blocked greedy picks exactly what the one-at-a-time greedy picks."""
     for seed in range(25):
         losses, feats, budget = random_case(seed)
         k = 1 + seed % 5
-        got = select("slap", losses, feats, budget, generator=gen(seed), num_strata=k)
-        assert got.indices.tolist() == reference_slap(losses, feats, budget, seed, k)
+        got = select(
+            "slap",
+            losses,
+            feats,
+            budget,
+            generator=gen(seed),
+            num_strata=k,
+            feature_norm=feature_norm,
+        )
+        ref_feats = feats / feats.norm(dim=1, keepdim=True) if feature_norm == "unit" else feats
+        assert got.indices.tolist() == reference_slap(losses, ref_feats, budget, seed, k)
 
 
 def test_first_point_is_counted_as_selected():
@@ -104,8 +115,12 @@ def test_first_point_is_counted_as_selected():
     # the second pick is the farthest from it (so the first was counted as selected).
     feats = torch.randn(30, 4, generator=gen(9))
     for seed in range(10):
-        one = select("kcenter", torch.zeros(30), feats, 1, generator=gen(seed)).indices
-        two = select("kcenter", torch.zeros(30), feats, 2, generator=gen(seed)).indices
+        one = select(
+            "kcenter", torch.zeros(30), feats, 1, generator=gen(seed), feature_norm="none"
+        ).indices
+        two = select(
+            "kcenter", torch.zeros(30), feats, 2, generator=gen(seed), feature_norm="none"
+        ).indices
         assert two[0] == one[0]
         far = torch.cdist(feats[one], feats).argmax()
         assert two[1] == far
@@ -120,7 +135,9 @@ def test_farthest_point_within_factor_two_of_optimal_kcenter():
         g = gen(seed)
         feats = torch.randn(9, 2, generator=g)
         k = 1 + seed % 4
-        greedy = select("kcenter", torch.zeros(9), feats, k, generator=gen(seed)).indices
+        greedy = select(
+            "kcenter", torch.zeros(9), feats, k, generator=gen(seed), feature_norm="none"
+        ).indices
         best = min(kcenter_radius(feats, list(c)) for c in itertools.combinations(range(9), k))
         assert kcenter_radius(feats, greedy) <= 2 * best + 1e-6
 
