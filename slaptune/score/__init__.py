@@ -24,7 +24,7 @@ from .head import (
     rank1_inverse_sqrt,
 )
 from .lora import LoraGradientSketch, lora_example_gradients, lora_layers
-from .loss import IGNORE_INDEX, example_losses, losses_from_token_logprobs
+from .loss import IGNORE_INDEX, example_losses, losses_from_token_logprobs, token_loss_sums
 
 __all__ = [
     "IGNORE_INDEX",
@@ -43,4 +43,5 @@ __all__ = [
     "losses_from_token_logprobs",
     "output_layer",
     "rank1_inverse_sqrt",
+    "token_loss_sums",
 ]

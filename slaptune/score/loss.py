@@ -63,3 +63,20 @@ def losses_from_token_logprobs(
     valid = counts > 0
     loss = -(log_probs.float() * m).sum(1) / counts.clamp(min=1)
     return torch.where(valid, loss, torch.zeros_like(loss)), valid
+
+
+def token_loss_sums(
+    logits: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row sum of next-token cross-entropy over supervised tokens, and the total count of
+    supervised tokens: the pieces of a (weighted) token-mean training loss, with gradients.
+
+    >>> sums, count = token_loss_sums(torch.zeros(1, 3, 4), torch.tensor([[0, 1, -100]]))
+    >>> round(float(sums[0]), 4), int(count)
+    (1.3863, 1)
+    """
+    z, y = shift_for_next_token(logits, labels)
+    tok = torch.nn.functional.cross_entropy(
+        z.float().transpose(1, 2), y, reduction="none", ignore_index=IGNORE_INDEX
+    )
+    return tok.sum(1), (y != IGNORE_INDEX).sum()
