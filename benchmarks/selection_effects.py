@@ -25,11 +25,14 @@ DEFAULTS = {"tilt": "softmax", "weighting": "none", "pool_windows": 1, "feature_
 
 def variant(cell: dict) -> str:
     m = cell.get("method", "slap")
+    if m == "random":
+        return f"random {cell.get('keep_ratio', 1.0)}"
     if m != "slap":
         return m
     if cell.get("feature_norm") == "none":
         return "slap, old features (raw size, no floor, 64x64)"
-    changes = [f"{k}={cell[k]}" for k in ("tilt", "weighting", "pool_windows") if k in cell]
+    keys = ("tilt", "weighting", "pool_windows", "scoring", "reuse_unscored")
+    changes = [f"{k}={cell[k]}" for k in keys if k in cell]
     return "slap, " + ", ".join(changes) if changes else "slap (defaults)"
 
 
@@ -59,15 +62,17 @@ def task_table(rows: list[dict]) -> list[str]:
         flops[v].append(r["flops_training"] + r["flops_scoring"])
     full_flops = statistics.mean(flops["full"]) if flops.get("full") else None
     out = [
-        "| variant | eval loss (mean) | vs SLAP defaults | vs random | FLOPs vs full |",
-        "|---|---|---|---|---|",
+        "| variant | eval loss (mean) | vs SLAP defaults | vs random 0.6 | vs random 0.93 "
+        "| FLOPs vs full |",
+        "|---|---|---|---|---|---|",
     ]
-    for v in sorted(loss, key=lambda k: (k != "full", k != "random", k)):
+    for v in sorted(loss, key=lambda k: (k != "full", not k.startswith("random"), k)):
         ratio = f"{statistics.mean(flops[v]) / full_flops:.3f}" if full_flops else "n/a"
         out.append(
             f"| {v} | {statistics.mean(loss[v].values()):.4f} "
             f"| {fmt(paired(loss[v], loss.get('slap (defaults)', {})))} "
-            f"| {fmt(paired(loss[v], loss.get('random', {})))} | {ratio} |"
+            f"| {fmt(paired(loss[v], loss.get('random 0.6', {})))} "
+            f"| {fmt(paired(loss[v], loss.get('random 0.93', {})))} | {ratio} |"
         )
     return out
 
