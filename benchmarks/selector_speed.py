@@ -14,16 +14,20 @@ import time
 
 import torch
 
-from slaptune.select import method_names, select
+from slaptune.select import get_spec, method_names, select
 
 NS = (64, 256, 512, 1024, 4096, 8192)
 DS = (256, 1024, 4096)
 
 
-def time_cell(method: str, n: int, d: int, strata: int, keep: float, repeats: int) -> float:
+def time_cell(
+    method: str, n: int, d: int, strata: int, keep: float, repeats: int, distance_dim: int = 0
+) -> float:
     g = torch.Generator().manual_seed(0)
     losses, feats = torch.rand(n, generator=g) * 4, torch.randn(n, d, generator=g)
-    opts = {"num_strata": strata} if method in ("slap", "ccs") else {}
+    opts = {"num_strata": strata} if "num_strata" in get_spec(method).options else {}
+    if distance_dim:
+        opts["distance_dim"] = distance_dim
     budget = round(keep * n)
     select(method, losses, feats, budget, generator=g, **opts)  # warm-up
     times = []
@@ -43,11 +47,13 @@ def main() -> None:
     p.add_argument("--method", default="slap", choices=method_names())
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--distance-dim", type=int, default=0, help="slap/kcenter: 0 = exact")
     p.add_argument("--table", action="store_true", help="all N x d cells for slap and kcenter")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     if not a.table:
-        print(f"median_ms={time_cell(a.method, a.n, a.d, a.strata, a.keep, a.repeats):.2f}")
+        ms = time_cell(a.method, a.n, a.d, a.strata, a.keep, a.repeats, a.distance_dim)
+        print(f"median_ms={ms:.2f}")
         return
     methods = ("slap", "kcenter", "random", "hard", "ccs", "infobatch", "selective_backprop")
     print("| method | d | " + " | ".join(f"N={n}" for n in NS) + " |")

@@ -52,6 +52,9 @@ class SelectionConfig:
         "slap loss weights of kept rows: none, stratified (|S_k|/M_k, unbiased) or "
         "low_rescale (InfoBatch's rescaling of kept below-mean rows)",
     )
+    distance_dim: int = _opt(
+        0, "slap/kcenter: project features to this many dimensions for distances (0: exact)"
+    )
     hard_cut: float = _opt(0.1, "ccs: share of the hardest candidates removed first")
     scoring: str = _opt("fresh", "fresh: extra no-grad forward per window; reuse: recorded scores")
     score_dtype: str = _opt("float32", "dtype of the fresh scoring forward: float32 or bfloat16")
