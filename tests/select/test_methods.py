@@ -221,3 +221,34 @@ def test_features_in_other_dtype_and_device_give_same_selection():
 def test_empty_pool(method):
     sel = select(method, torch.empty(0), torch.empty(0, 4), 0, generator=gen())
     assert sel.indices.numel() == 0
+
+
+def test_slap_stratified_weights_are_stratum_size_over_budget():
+    losses = torch.cat([torch.zeros(8), torch.full((4,), 5.0)])  # two strata of 8 and 4
+    feats = torch.randn(12, 6, generator=gen(1))
+    sel = select("slap", losses, feats, 6, generator=gen(2), num_strata=2, weighting="stratified")
+    sizes, budgets = sel.info["stratum_sizes"], sel.info["stratum_budgets"].tolist()
+    raw = torch.tensor([sizes[k] / budgets[k] for k in sel.kept_strata.tolist()])
+    torch.testing.assert_close(sel.weights, raw * (6 / raw.sum()))
+    assert sel.weights.mean().item() == pytest.approx(1.0)
+
+
+def test_low_rescale_weights_below_mean_rows_by_inverse_keep_share():
+    from slaptune.select.methods import stratum_weights
+
+    losses = torch.tensor([0.0, 0.0, 0.0, 0.0, 9.0, 9.0])  # 4 below the mean, 2 above
+    kept = torch.tensor([0, 4, 5])  # 1 of the 4 low rows kept: weight 4 before normalising
+    w = stratum_weights(losses, None, kept, None, None, "low_rescale")
+    torch.testing.assert_close(w, torch.tensor([4.0, 1.0, 1.0]) * (3 / 6))
+
+
+@pytest.mark.parametrize("tilt", ["zscore", "rank"])
+def test_scale_free_tilts_do_not_depend_on_the_loss_scale(tilt):
+    losses = torch.rand(64, generator=gen(3))
+    feats = torch.randn(64, 8, generator=gen(4))
+    a = select("slap", losses, feats, 30, generator=gen(5), tilt=tilt).info["stratum_budgets"]
+    b = select("slap", 10 * losses + 3, feats, 30, generator=gen(5), tilt=tilt)
+    assert a.tolist() == b.info["stratum_budgets"].tolist()
+    c = select("slap", losses, feats, 30, generator=gen(5), tilt="softmax").info["stratum_budgets"]
+    d = select("slap", 10 * losses + 3, feats, 30, generator=gen(5), tilt="softmax")
+    assert c.tolist() != d.info["stratum_budgets"].tolist()  # the paper's tilt does
