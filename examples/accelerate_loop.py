@@ -25,8 +25,6 @@ from slaptune.integrations.pytorch import SlapSelector
 from slaptune.models.load import load_pretrained
 from slaptune.models.presets import build_model, build_tokenizer
 
-PROMPT = "### Instruction:\n{instruction}\n### Response:\n"
-
 
 def instruction_data(n: int, seed: int = 0) -> list[dict]:
     """Tiny instruction / response pairs: reverse a few words, or add two numbers."""
@@ -41,6 +39,9 @@ def instruction_data(n: int, seed: int = 0) -> list[dict]:
             ws = rng.sample(words, rng.randint(2, 5))
             data.append({"instruction": "Reverse: " + " ".join(ws), "response": " ".join(ws[::-1])})
     return data
+
+
+PROMPT = "### Instruction:\n{instruction}\n### Response:\n"
 
 
 def tokenize(tokenizer, example: dict, max_length: int = 64) -> dict:
@@ -66,12 +67,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=None, help="a local model folder (default: tiny)")
     parser.add_argument("--steps", type=int, default=30, help="optimizer steps (batches of 16)")
-    args = parser.parse_args()
+    cli = parser.parse_args()
 
     # [readme-accelerate]
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    data = instruction_data(16 * args.steps)  # one epoch of `steps` batches of 16
-    tokenizer, model = model_and_tokenizer(args.model, data)
+    data = instruction_data(16 * cli.steps)  # one epoch of `steps` batches of 16
+    tokenizer, model = model_and_tokenizer(cli.model, data)
     rows = [tokenize(tokenizer, d) for d in data]
     # Pads input_ids with the pad token and labels with -100, to the longest row of the batch.
     collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)

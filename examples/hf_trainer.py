@@ -23,8 +23,6 @@ from slaptune.integrations.hf import SlapTrainer, SlapTrainingArguments
 from slaptune.models.load import load_pretrained
 from slaptune.models.presets import build_model, build_tokenizer
 
-PROMPT = "### Instruction:\n{instruction}\n### Response:\n"
-
 
 def instruction_data(n: int, seed: int = 0) -> list[dict]:
     """Tiny instruction / response pairs: reverse a few words, or add two numbers."""
@@ -39,6 +37,9 @@ def instruction_data(n: int, seed: int = 0) -> list[dict]:
             ws = rng.sample(words, rng.randint(2, 5))
             data.append({"instruction": "Reverse: " + " ".join(ws), "response": " ".join(ws[::-1])})
     return data
+
+
+PROMPT = "### Instruction:\n{instruction}\n### Response:\n"
 
 
 def tokenize(tokenizer, example: dict, max_length: int = 64) -> dict:
@@ -65,23 +66,24 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="a local model folder (default: tiny)")
     parser.add_argument("--steps", type=int, default=16, help="optimizer steps (4 per epoch)")
     parser.add_argument("--output-dir", default=None, help="default: a new temporary folder")
-    args = parser.parse_args()
-    output_dir = args.output_dir or tempfile.mkdtemp(prefix="slaptune-hf-")
+    cli = parser.parse_args()
+    output_dir = cli.output_dir or tempfile.mkdtemp(prefix="slaptune-hf-")
 
     data = instruction_data(64)  # 4 windows of 16 per epoch
-    tokenizer, model = model_and_tokenizer(args.model, data)
+    tokenizer, model = model_and_tokenizer(cli.model, data)
+
+    # [readme-hf]
+    # Rows: input_ids, attention_mask, labels (-100 on the prompt), see tokenize() above.
     ds = Dataset.from_list(data).map(
         lambda e: tokenize(tokenizer, e), remove_columns=["instruction", "response"]
     )
     # Pads input_ids with the pad token and labels with -100, to the longest row of the batch.
     collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
-
-    # [readme-hf]
     args = SlapTrainingArguments(
         output_dir=output_dir,
         per_device_train_batch_size=8,
         gradient_accumulation_steps=2,  # window = 16 candidates
-        max_steps=args.steps,
+        max_steps=cli.steps,
         learning_rate=3e-3,
         method="slap",
         keep_ratio=0.7,

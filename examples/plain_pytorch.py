@@ -21,8 +21,6 @@ from slaptune.integrations.pytorch import SlapSelector
 from slaptune.models.load import load_pretrained
 from slaptune.models.presets import build_model, build_tokenizer
 
-PROMPT = "### Instruction:\n{instruction}\n### Response:\n"
-
 
 def instruction_data(n: int, seed: int = 0) -> list[dict]:
     """Tiny instruction / response pairs: reverse a few words, or add two numbers."""
@@ -37,6 +35,9 @@ def instruction_data(n: int, seed: int = 0) -> list[dict]:
             ws = rng.sample(words, rng.randint(2, 5))
             data.append({"instruction": "Reverse: " + " ".join(ws), "response": " ".join(ws[::-1])})
     return data
+
+
+PROMPT = "### Instruction:\n{instruction}\n### Response:\n"
 
 
 def tokenize(tokenizer, example: dict, max_length: int = 64) -> dict:
@@ -63,21 +64,20 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="a local model folder (default: tiny)")
     parser.add_argument("--steps", type=int, default=30, help="optimizer steps (batches of 16)")
     parser.add_argument("--keep-ratio", type=float, default=0.7)
-    args = parser.parse_args()
+    cli = parser.parse_args()
     torch.manual_seed(0)
 
-    data = instruction_data(16 * args.steps)  # one epoch of `steps` batches of 16
-    tokenizer, model = model_and_tokenizer(args.model, data)
-    rows = [tokenize(tokenizer, d) for d in data]
+    data = instruction_data(16 * cli.steps)  # one epoch of `steps` batches of 16
+    tokenizer, model = model_and_tokenizer(cli.model, data)
+    # [readme-pytorch]
+    rows = [tokenize(tokenizer, d) for d in data]  # input_ids, attention_mask, labels
     # Pads input_ids with the pad token and labels with -100, to the longest row of the batch.
     collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
     loader = DataLoader(rows, batch_size=16, shuffle=True, collate_fn=collator)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
     losses = []
-
-    # [readme-pytorch]
-    selector = SlapSelector(model, optimizer, SelectionConfig(keep_ratio=args.keep_ratio))
+    selector = SlapSelector(model, optimizer, SelectionConfig(keep_ratio=cli.keep_ratio))
     for step, batch in enumerate(loader):  # input_ids, attention_mask, labels
         sub = selector.select(batch, step=step)  # score, stratify, select: the kept rows
         loss = selector.loss(model, sub)  # token-mean over kept rows (all ranks)

@@ -57,20 +57,20 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="a local model folder (default: tiny)")
     parser.add_argument("--steps", type=int, default=16, help="optimizer steps")
     parser.add_argument("--output-dir", default=None, help="default: a new temporary folder")
-    args = parser.parse_args()
-    output_dir = args.output_dir or tempfile.mkdtemp(prefix="slaptune-trl-")
+    cli = parser.parse_args()
+    output_dir = cli.output_dir or tempfile.mkdtemp(prefix="slaptune-trl-")
 
     data = prompt_completion_data(64)
-    tokenizer, model = model_and_tokenizer(args.model, data)
+    tokenizer, model = model_and_tokenizer(cli.model, data)
     ds = Dataset.from_list(data)
-    gpu_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
     # [readme-trl]
+    gpu_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     config = SlapSFTConfig(
         output_dir=output_dir,
         per_device_train_batch_size=8,
         gradient_accumulation_steps=2,  # window = 16 candidates
-        max_steps=args.steps,
+        max_steps=cli.steps,
         learning_rate=1e-2,
         max_length=64,
         bf16=gpu_bf16,  # SFTConfig's bf16=True default fails on most CPUs
