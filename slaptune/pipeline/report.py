@@ -198,9 +198,15 @@ def _example_windows(ax, records: list[dict], n: int = 4) -> None:
             shown.add(key)
     ax.set_xticks(range(len(picks)), [f"step {r['step']}" for r in picks])
     ax.set_ylabel("per-example loss (nats per target token)")
-    ax.set_title("A few windows: strata are that window's\nequal-width loss bins (0 = lowest)")
+    binning = next((r["binning"] for r in picks if r.get("binning")), "equal_width")
+    ax.set_title(
+        f"A few windows: strata are that window's\n{binning.replace('_', '-')} loss bins "
+        "(0 = lowest)"
+    )
     handles, labels = ax.get_legend_handles_labels()
-    order = sorted(range(len(labels)), key=lambda i: labels[i])
+    order = sorted(
+        range(len(labels)), key=lambda i: (labels[i] == "skipped", len(labels[i]), labels[i])
+    )
     ax.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=7)
 
 
