@@ -141,7 +141,7 @@ def time_notes(rows: list[dict]) -> list[str]:
     ...         {"run": "random", "load_avg": 0.5, "cores": 2, "cpu_per_wall": 1.8, "threads": 2}]
     >>> print("\\n".join(time_notes(rows)))  # doctest: +ELLIPSIS
     Wall-clock ...
-    Busy during full: the machine was busy: load average 3 on 2 cores.
+    `full` ran on a busy machine: load average 3 on 2 cores.
     """
     lines = [
         "Wall-clock ratios on a shared machine are mostly other processes' load (identical work "
@@ -152,7 +152,8 @@ def time_notes(rows: list[dict]) -> list[str]:
     for r in rows:
         note = busy_note(r)
         if note:
-            lines.append(f"Busy during {r['run']}: {note}.")
+            why = note.removeprefix("the machine was busy: ")
+            lines.append(f"`{r['run']}` ran on a busy machine: {why}.")
     return lines
 
 

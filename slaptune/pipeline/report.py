@@ -92,44 +92,49 @@ def plot_losses(
     legend and the title."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 5))
-    train = [h for h in log_history if "loss" in h]
-    ax.plot(
-        [h["step"] for h in train],
-        [h["loss"] for h in train],
-        "o-",
-        ms=4,
-        label="train loss (kept rows, mean over the logging interval)",
-    )
+    # Trainer logs the mean over each logging interval: drawn across that interval, not as a
+    # point at its end where it would sit far above the per-step curves.
+    train, prev = [h for h in log_history if "loss" in h], 0
+    label = "train loss (Trainer log: mean over each interval)"
+    for n, h in enumerate(train):
+        ax.hlines(h["loss"], prev, h["step"], color="C0", lw=2.5, label=None if n else label)
+        prev = h["step"]
+    last_step = max((h.get("step", 0) for h in log_history), default=0)
+    final = [h for h in log_history if "train_loss" in h]
+    if not train and final:  # fewer steps than logging_steps: only the run's mean is known
+        ax.hlines(final[-1]["train_loss"], 0, last_step, color="C0", lw=2.5,
+                  label="train loss, mean over the whole run")  # fmt: skip
     scored = [r for r in records if r.get("loss_window") is not None]
     reuse = any(r.get("scoring") == "reuse" for r in records)
     if scored:
-        label = (
-            "candidate window loss: stale, each example's score from its last training "
-            "forward (one epoch earlier)"
-            if reuse
-            else "candidate window loss (fresh scoring forward before the step)"
-        )
-        ax.plot(
-            [r["step"] + 1 for r in scored],
-            [r["loss_window"] for r in scored],
-            alpha=0.7,
-            label=label,
-        )
+        steps = [r["step"] + 1 for r in scored]
+        what = "stale: scores from each one's last training forward"
+        if not reuse:
+            what = "fresh scoring forward before the step"
+        ax.plot(steps, [r["loss_window"] for r in scored], color="C1", alpha=0.8,
+                label=f"all candidates of the window ({what})")  # fmt: skip
+        kept = [(x, r["loss_kept"]) for x, r in zip(steps, scored) if r.get("loss_kept")]
+        if kept and any(r["kept"] < r["seen"] for r in scored):
+            ax.plot(
+                *zip(*kept), color="C2", alpha=0.8, label="kept rows of the window (same scores)"
+            )
     evals = [h for h in log_history if "eval_loss" in h]
+    if not evals and (run or {}).get("eval_loss") is not None:  # evaluated once, at the end
+        evals = [{"step": last_step, "eval_loss": run["eval_loss"]}]
     if evals:
         ax.scatter(
             [h["step"] for h in evals],
             [h["eval_loss"] for h in evals],
             color="k",
-            label="eval loss",
+            label="held-out (eval) loss",
             zorder=3,
         )
     _mark_epochs(ax, epoch_starts(records, log_history))
     title = "Loss per optimizer step: " + run_title(run, records)
     if reuse and scored:
         title += (
-            "\n(reuse: window scores come from each example's previous epoch: none in "
-            "epoch 1, and the line steps down at epoch starts)"
+            "\nreuse: a window's scores are from each example's previous epoch, so there are"
+            "\nnone in epoch 1 and the curves step down at each epoch start"
         )
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("optimizer step")
