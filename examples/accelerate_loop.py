@@ -8,7 +8,7 @@ Pass the *unwrapped* model to ``SlapSelector`` (it scores with it) and the prepa
 ``selector.loss``. Under several processes selection is global: the candidates of all ranks are
 scored and selected together, every rank gets an even share of the kept rows, and the loss is
 normalised by the global kept-token count, so DDP's gradient averaging gives the token-mean over
-all kept rows. About 20 s on 2 CPU cores.
+all kept rows. Under a minute on 2 CPU cores (about 30 s of CPU time with the defaults).
 """
 
 import argparse
