@@ -2,6 +2,8 @@
 command works from a fresh folder, and every Python snippet is an exact excerpt of a tested
 example script (or runs as it stands)."""
 
+import contextlib
+import io
 import os
 import re
 import subprocess
@@ -57,8 +59,12 @@ def test_readme_has_an_excerpt_of_every_example_script():
 @pytest.mark.parametrize("block", PY_BLOCKS, ids=[b.splitlines()[0][:40] for b in PY_BLOCKS])
 def test_readme_python_block_is_an_exact_excerpt_or_runs(block):
     source = excerpt_source(block)
-    if source is None:  # a stand-alone snippet: it must run as printed
-        exec(compile(block, "README.md", "exec"), {})
+    if source is None:  # a stand-alone snippet: it must run as printed, and print what it says
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(block, "README.md", "exec"), {})
+        said = [ln.split("  # ", 1)[1] for ln in block.splitlines() if ln.startswith("print(")]
+        assert said and all(s in out.getvalue() for s in said), (said, out.getvalue())
         return
     body = textwrap.dedent("\n".join(block.splitlines()[1:])).rstrip("\n")
     text = source.read_text(encoding="utf-8")
