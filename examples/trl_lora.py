@@ -11,7 +11,7 @@ the gradient features from the last LoRA module(s) instead.
 CPU notes: ``SFTConfig`` defaults to ``bf16=True`` on recent TRL, which fails on a CPU without
 bf16 support ("Your setup doesn't support bf16/gpu"); this script turns bf16 on only on a GPU
 that supports it. Packing and padding-free batches are refused (a row must be one example).
-Under a minute on 2 CPU cores (about 35 s of CPU time with the defaults).
+Under a minute on 2 CPU cores (about 21 s of CPU time with the defaults).
 """
 
 import argparse
