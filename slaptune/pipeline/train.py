@@ -170,8 +170,10 @@ def run_training(cfg: RunConfig) -> dict:
         metrics["plots"] = [
             p
             for p in (
-                plot_losses(trainer.state.log_history, records, os.path.join(plots, "loss.png")),
-                plot_kept_histogram(records, os.path.join(plots, "kept_losses.png")),
+                plot_losses(
+                    trainer.state.log_history, records, os.path.join(plots, "loss.png"), metrics
+                ),
+                plot_kept_histogram(records, os.path.join(plots, "kept_losses.png"), metrics),
             )
             if p
         ]
