@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import torch
 
+from ..score.loss import IGNORE_INDEX
+
 ID_KEY, WEIGHT_KEY = "slap_id", "slap_weight"
 ROW_KEYS = (ID_KEY, WEIGHT_KEY)  # one value per row, never padded
 PAD_VALUES = {
     "input_ids": None,  # the tokenizer's pad id, given by the caller
     "attention_mask": 0,
-    "labels": -100,
+    "labels": IGNORE_INDEX,
     "position_ids": 0,
     "token_type_ids": 0,
     "completion_mask": 0,
@@ -101,4 +103,4 @@ def split_rows(rows: dict, parts: int) -> list[dict]:
 
 def supervised_tokens(labels: torch.Tensor) -> torch.Tensor:
     """Per-row count of tokens that carry loss after the causal shift."""
-    return (labels[:, 1:] != -100).sum(1)
+    return (labels[:, 1:] != IGNORE_INDEX).sum(1)

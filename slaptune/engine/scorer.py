@@ -23,6 +23,7 @@ from ..score import (
 from ..score.lora import LoraGradientSketch
 from . import distributed as dist
 from .ledger import ComputeLedger
+from .rows import supervised_tokens
 from .score_table import ScoreTable
 
 MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "position_ids", "token_type_ids")
@@ -84,7 +85,7 @@ class WindowScorer:
         # Sketch FLOPs per supervised token: p @ R_V, h @ R_d and the outer product.
         v, d = sketch.r_vocab.shape[0], sketch.r_hidden.shape[0]
         per_token = 2.0 * (v * sketch.kv + d * sketch.kd + sketch.kv * sketch.kd)
-        self.ledger.flops_scoring += per_token * float((labels[:, 1:] != -100).sum())
+        self.ledger.flops_scoring += per_token * float(supervised_tokens(labels).sum())
         if mode == "adam_exact":
             feats = sketch(logits, hidden, labels, second, precondition=mode, floor=floor)
             return (feats, *example_losses(logits, labels), how)
