@@ -4,19 +4,32 @@ from __future__ import annotations
 
 
 def add_parser(sub, name):
-    p = sub.add_parser(name, help="train full data vs SLAP vs random on built-in data")
+    p = sub.add_parser(
+        name,
+        help="train full data vs SLAP vs random on built-in data",
+        description="Four short runs on the embedded multi-task data (nothing to download): "
+        "full data, SLAP fresh, SLAP reuse and random at the same keep ratio.",
+    )
+    p.add_argument("--model", default="llama-5m", help="a model preset (default: llama-5m)")
+    p.add_argument(
+        "--n-train", type=int, default=1200, help="embedded training examples (default: 1200)"
+    )
+    p.add_argument(
+        "--keep-ratio",
+        type=float,
+        default=0.7,
+        help="share kept by the pruned runs, in (0, 1] (default: 0.7)",
+    )
+    p.add_argument("--epochs", type=float, default=3.0, help="training epochs (default: 3.0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of data, model and order (default: 0)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: 0, torch's)")
     p.add_argument(
         "--output-dir",
         default=None,
-        help="default: runs/demo, or runs/demo-2, -3, ... if that is taken",
+        help="where the runs and report go (default: runs/demo, or runs/demo-2, -3, ... if "
+        "that is taken)",
     )
-    p.add_argument("--keep-ratio", type=float, default=0.7)
-    p.add_argument("--model", default="llama-5m", help="a model preset")
-    p.add_argument("--epochs", type=float, default=3.0)
-    p.add_argument("--n-train", type=int, default=1200)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (default: off)")
 
 
 def free_output_dir(base: str = "runs/demo") -> str:
@@ -41,9 +54,19 @@ def free_output_dir(base: str = "runs/demo") -> str:
 
 def run(args) -> int:
     from ...pipeline.demo import run_demo
+    from ...pipeline.run_config import RunConfig
+    from ..errors import check_writable
 
+    if args.n_train < 1:
+        raise ValueError(f"--n-train must be >= 1, got {args.n_train}")
+    # The options the runs share, checked before the demo writes anything.
+    RunConfig(
+        model=args.model, keep_ratio=args.keep_ratio, epochs=args.epochs, threads=args.threads
+    )
+    output_dir = args.output_dir or free_output_dir()
+    check_writable(output_dir)
     run_demo(
-        args.output_dir or free_output_dir(),
+        output_dir,
         keep_ratio=args.keep_ratio,
         model=args.model,
         epochs=args.epochs,

@@ -1,0 +1,98 @@
+"""The CLI's one error path: an expected failure becomes one line naming the file and what to
+do; output folders are checked before any work and never left half-written.
+
+>>> import errno
+>>> describe(OSError(errno.ENOSPC, "No space left on device", "runs/x/model.safetensors"))
+'runs/x/model.safetensors: no space left on the device; free space or choose another \
+--output-dir'
+>>> describe(RuntimeError("a bug")) is None
+True
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+
+HINTS = {
+    errno.ENOSPC: "no space left on the device; free space or choose another --output-dir",
+    errno.EDQUOT: "disk quota exceeded; free space or choose another --output-dir",
+    errno.EROFS: "read-only file system; choose another path",
+    errno.EACCES: "permission denied; check the file's permissions or choose another path",
+    errno.EPERM: "operation not permitted; check the permissions or choose another path",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; choose another path",
+    errno.EISDIR: "a folder where a file was expected; give a file",
+    errno.ENAMETOOLONG: "the path is too long; choose a shorter one",
+}
+EXPECTED = (ValueError, OSError)
+
+
+def describe(e: BaseException) -> str | None:
+    """The one-line message for an expected failure, or ``None`` for a bug (a traceback)."""
+    if type(e).__name__ == "SafetensorError" and ("code: 28" in str(e) or "StorageFull" in str(e)):
+        return f"writing the model: {HINTS[errno.ENOSPC]}"
+    if isinstance(e, OSError) and e.errno in HINTS and e.filename:
+        return f"{e.filename}: {HINTS[e.errno]}"
+    if isinstance(e, EXPECTED):
+        text = str(e) or type(e).__name__
+        if isinstance(e, OSError) and e.filename and e.strerror:
+            text = f"{e.filename}: {e.strerror}"
+        return text
+    return None
+
+
+def check_writable(path: str, what: str = "--output-dir") -> None:
+    """Refuse (one line) an output path that cannot be created or written, before any work.
+
+    The nearest existing folder above ``path`` must be a folder and accept a new file; the probe
+    file is removed at once, so nothing is left behind. ``what`` other than ``--output-dir``
+    means ``path`` is a file.
+    """
+    probe = os.path.abspath(path)
+    if what != "--output-dir":
+        if os.path.isdir(probe):
+            raise IsADirectoryError(f"{what} {path}: a folder; give a file name")
+        probe = os.path.dirname(probe)
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        raise NotADirectoryError(f"{path}: {probe} is a file, not a folder; choose another path")
+    try:
+        fd, name = tempfile.mkstemp(dir=probe, prefix=".slaptune-probe-")
+        os.close(fd)
+        os.remove(name)
+    except OSError as e:
+        hint = HINTS.get(e.errno, e.strerror)
+        raise ValueError(f"{path}: cannot write in {probe}: {hint}") from None
+
+
+def remove_partial(path: str, existed: bool) -> str:
+    """Remove an output folder this command created when it holds no complete checkpoint to
+    resume from; the note says what happened to it (appended to the error line)."""
+    if existed or not os.path.isdir(path):
+        return ""
+    if any(n.startswith("checkpoint-") for n in os.listdir(path)):
+        return f" (checkpoints in {path} are kept for --resume)"
+    shutil.rmtree(path, ignore_errors=True)
+    return f" (removed the unfinished output folder {path})"
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and a rename: the file is either whole
+    or absent, even when the disk fills up half-way."""
+    tmp = f"{path}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
