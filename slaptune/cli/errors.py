@@ -33,6 +33,11 @@ def describe(e: BaseException) -> str | None:
     """The one-line message for an expected failure, or ``None`` for a bug (a traceback)."""
     if type(e).__name__ == "SafetensorError" and ("code: 28" in str(e) or "StorageFull" in str(e)):
         return f"writing the model: {HINTS[errno.ENOSPC]}"
+    if isinstance(e, RuntimeError) and (
+        "PytorchStreamWriter" in str(e) or "inline_container" in str(e)
+    ):
+        first = str(e).splitlines()[0]  # torch.save's zip writer on a short write
+        return f"writing a checkpoint failed ({first}); {HINTS[errno.ENOSPC]}"
     if isinstance(e, OSError) and e.errno in HINTS and e.filename:
         return f"{e.filename}: {HINTS[e.errno]}"
     if isinstance(e, EXPECTED):
@@ -72,14 +77,22 @@ def check_writable(path: str, what: str = "--output-dir") -> None:
 
 
 def remove_partial(path: str, existed: bool) -> str:
-    """Remove an output folder this command created when it holds no complete checkpoint to
-    resume from; the note says what happened to it (appended to the error line)."""
+    """After a failed run: remove the output folder this command created unless it holds a
+    complete checkpoint (one with ``trainer_state.json``, written last) to resume from; then
+    only the incomplete checkpoints go. The note says what happened (appended to the error)."""
     if existed or not os.path.isdir(path):
         return ""
-    if any(n.startswith("checkpoint-") for n in os.listdir(path)):
-        return f" (checkpoints in {path} are kept for --resume)"
-    shutil.rmtree(path, ignore_errors=True)
-    return f" (removed the unfinished output folder {path})"
+    ckpts = [n for n in os.listdir(path) if n.startswith("checkpoint-")]
+    complete = [n for n in ckpts if os.path.exists(os.path.join(path, n, "trainer_state.json"))]
+    if not complete:
+        shutil.rmtree(path, ignore_errors=True)
+        return f" (removed the unfinished output folder {path})"
+    for n in set(ckpts) - set(complete):
+        shutil.rmtree(os.path.join(path, n), ignore_errors=True)
+    for n in os.listdir(path):  # torn temporary files of the final outputs
+        if n.endswith(".tmp"):
+            os.remove(os.path.join(path, n))
+    return f" (complete checkpoints in {path} are kept for --resume)"
 
 
 def write_atomic(path: str, text: str) -> None:

@@ -112,8 +112,16 @@ def resolve(cls, args: argparse.Namespace, overrides: dict | None = None):
                 values[k] = coerce(k, v, hints[k])
             except ValueError as e:
                 raise ValueError(f"{args.config}:{lines.get(k, '?')}: {e}") from None
+    from_yaml = dict(lines) if getattr(args, "config", None) else {}
     for name in hints:
         v = getattr(args, name, None)
         if v is not None:
             values[name] = v
-    return cls(**values)
+            from_yaml.pop(name, None)
+    try:
+        return cls(**values)
+    except ValueError as e:  # a range check: name the YAML line the value came from
+        key = next((k for k in from_yaml if str(e).startswith(f"{k} ")), None)
+        if key is None:
+            raise
+        raise ValueError(f"{args.config}:{from_yaml[key]}: {e}") from None

@@ -49,9 +49,10 @@ def load_pretrained(path: str, *, trust_remote_code: bool = False):
     """``(tokenizer, model)`` from a local folder; the tokenizer gets a pad token if it has
     none (unk, else eos), so batches can be padded."""
     check_model_path(path)
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     try:
+        AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)  # code check first
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:

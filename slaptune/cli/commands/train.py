@@ -28,9 +28,9 @@ def diverged(e: Exception, cfg: RunConfig) -> Exception:
     text = str(e)
     if isinstance(e, ValueError) and "non-finite" in text:
         return ValueError(
-            f"training diverged: the losses became non-finite ({text.split(';')[0]}) at "
-            f"learning_rate {cfg.learning_rate:g}; lower --learning-rate (e.g. "
-            f"{cfg.learning_rate / 10:g}) or add --warmup-ratio"
+            f"training diverged at learning_rate {cfg.learning_rate:g}: the losses became "
+            "non-finite (nan or inf); lower --learning-rate (fine-tuning typically uses 1e-5 "
+            "to 3e-3) or add --warmup-ratio"
         )
     return e
 
