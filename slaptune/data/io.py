@@ -163,7 +163,7 @@ def map_columns(record, columns: dict | None):
         return record
     out = dict(record)
     for target, source in columns.items():
-        if source not in record:
+        if record.get(source) is None:
             raise RecordError(f"missing field {source!r} (mapped onto {target!r} by --columns)")
         out[target] = record[source]
     return out

@@ -21,8 +21,13 @@ def add_parser(sub, name):
     )
     add_online_flag(model)
     what = p.add_argument_group("input options").add_mutually_exclusive_group(required=True)
-    what.add_argument("--prompt", help="raw text to continue (may be empty)")
-    what.add_argument("--chat", help="a user message, wrapped in the chat template")
+    what.add_argument(
+        "--prompt", help="raw text to continue, may be empty (default: none; this or --chat)"
+    )
+    what.add_argument(
+        "--chat",
+        help="a user message, wrapped in the chat template (default: none; this or --prompt)",
+    )
     p.add_argument("--system", help="system prompt for --chat (default: none)")
     gen = p.add_argument_group("generation options")
     gen.add_argument(
