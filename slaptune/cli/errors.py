@@ -31,7 +31,8 @@ EXPECTED = (ValueError, OSError)
 
 def describe(e: BaseException) -> str | None:
     """The one-line message for an expected failure, or ``None`` for a bug (a traceback)."""
-    if type(e).__name__ == "SafetensorError" and ("code: 28" in str(e) or "StorageFull" in str(e)):
+    full = ("os error 28", "code: 28", "StorageFull", "No space left")
+    if type(e).__name__ == "SafetensorError" and any(m in str(e) for m in full):
         return f"writing the model: {HINTS[errno.ENOSPC]}"
     if isinstance(e, RuntimeError) and (
         "PytorchStreamWriter" in str(e) or "inline_container" in str(e)
@@ -80,8 +81,8 @@ def remove_partial(path: str, existed: bool) -> str:
     """After a failed run: remove the output folder this command created unless it holds a
     complete checkpoint (one with ``trainer_state.json``, written last) to resume from; then
     only the incomplete checkpoints go. The note says what happened (appended to the error)."""
-    if existed or not os.path.isdir(path):
-        return ""
+    if existed or not os.path.isdir(path) or os.environ.get("RANK", "0") != "0":
+        return ""  # under torchrun only rank 0 owns the folder
     ckpts = [n for n in os.listdir(path) if n.startswith("checkpoint-")]
     complete = [n for n in ckpts if os.path.exists(os.path.join(path, n, "trainer_state.json"))]
     if not complete:

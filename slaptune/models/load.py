@@ -41,6 +41,11 @@ def check_model_path(path: str) -> str:
     if not os.path.isdir(path):
         raise FileNotFoundError(f"{path}: not a model folder (expected config.json and weights)")
     if not os.path.exists(os.path.join(path, "config.json")):
+        if os.path.exists(os.path.join(path, "adapter_config.json")):
+            raise FileNotFoundError(
+                f"{path}: a LoRA adapter folder; merge it first: slaptune export {path} OUT "
+                "--merge-lora"
+            )
         raise FileNotFoundError(f"{path}: no config.json; is this a model folder?")
     return path
 

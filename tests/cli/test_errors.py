@@ -111,6 +111,8 @@ def remote_code(tmp):
         "model_type": "custom_x", "auto_map": {"AutoConfig": "x.XConfig",
                                                "AutoModelForCausalLM": "x.XModel"}}))  # fmt: skip
     text(d, "x.py", f"open({os.path.join(tmp, 'ran')!r}, 'w').write('ran')\n")
+    os.makedirs(os.path.join(tmp, "adapter"))
+    text(os.path.join(tmp, "adapter"), "adapter_config.json", '{"peft_type": "LORA"}')
     good(tmp)
 
 
@@ -177,6 +179,12 @@ CASES = [
      "run.yaml:1: epochs has no value"),
     ("yaml warmup_ratio: 5", yaml("warmup_ratio: 5\n"), [*T, "--config", "{tmp}/run.yaml", *G],
      "run.yaml:1: warmup_ratio must be in [0, 1], got 5.0"),
+    ("yaml nested too deeply", yaml("a: " + "[" * 100000 + "]" * 100000 + "\n"),
+     [*T, "--config", "{tmp}/run.yaml"], "run.yaml: YAML nested too deeply"),
+    ("generate: lone surrogate prompt", plain_model, ["generate", "{tmp}/m", "--prompt",
+     "bad \udcff byte"], "--prompt holds a character that is not valid text"),
+    ("eval: LoRA adapter folder", remote_code, ["eval", "{tmp}/adapter", *G],
+     "a LoRA adapter folder; merge it first: slaptune export"),
     ("yaml not a mapping", yaml("- a\n- b\n"), [*T, "--config", "{tmp}/run.yaml"],
      "run.yaml: a config must be a mapping"),
     ("--warmup-ratio 5", good, [*T, *G, "--warmup-ratio", "5"], "warmup_ratio must be in [0, 1]"),
@@ -385,9 +393,11 @@ def test_permission_errors_are_one_line(shared_tmp):
         assert "Traceback" not in proc.stderr and not os.path.exists(out)
 
 
-def test_full_disk_is_one_line_and_leaves_nothing(tmp_path):
-    """A real full disk: a 300 KB tmpfs in a private mount namespace (root only; skipped
-    elsewhere). The model does not fit; the error says so and the folder is removed."""
+# Full when the model's safetensors are written (40k) / when torch.save writes the optimizer.
+@pytest.mark.parametrize("size", ["40k", pytest.param("300k", marks=pytest.mark.slow)])
+def test_full_disk_is_one_line_and_leaves_nothing(tmp_path, size):
+    """A real full disk: a small tmpfs in a private mount namespace (root only; skipped
+    elsewhere). The checkpoint does not fit; the error says so and the folder is removed."""
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         pytest.skip("needs root and unshare for a private tmpfs")
     lines(str(tmp_path), "good.jsonl", qa())
@@ -396,7 +406,7 @@ def test_full_disk_is_one_line_and_leaves_nothing(tmp_path):
     cmd = [sys.executable, "-m", "slaptune", "train", *TINY, "--data-format", "qa",
            "--data", str(tmp_path / "good.jsonl"), "--output-dir", f"{mnt}/run"]  # fmt: skip
     script = (
-        f"mount -t tmpfs -o size=300k tmpfs {mnt} || exit 77; "
+        f"mount -t tmpfs -o size={size} tmpfs {mnt} || exit 77; "
         f"{' '.join(cmd)}; rc=$?; ls -A {mnt}; exit $rc"
     )
     proc = subprocess.run(

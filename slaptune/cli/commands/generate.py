@@ -57,6 +57,11 @@ def run(args) -> int:
         )
     if args.max_new_tokens < 1:
         raise ValueError("--max-new-tokens must be >= 1")
+    for flag in ("prompt", "chat", "system"):  # undecodable argv bytes become surrogates
+        try:
+            (getattr(args, flag) or "").encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"--{flag} holds a character that is not valid text (UTF-8)") from None
     torch.manual_seed(args.seed)
     tok, model = load_pretrained(args.model, trust_remote_code=args.trust_remote_code)
     prompt = args.prompt
