@@ -107,6 +107,24 @@ def parse_sources(data: list, data_format: str, columns: list | None = None) -> 
     return [parse_source(d, data_format, c) for d, c in zip(data, per)]
 
 
+def all_sources(
+    data, data_format, columns=None, dataset_name="", dataset_config="", split="train"
+) -> list[DataSource]:
+    """Files, then the hub dataset if named. ``columns``: one entry for everything, one per
+    file, or one per file plus one (the last) for the hub dataset."""
+    columns = list(columns or [])
+    hub_columns = columns[-1] if len(columns) == 1 else None
+    if dataset_name and len(columns) == len(data) + 1:
+        hub_columns = columns.pop()
+    sources = parse_sources(list(data), data_format, columns)
+    if dataset_name:
+        sources.append(
+            DataSource(dataset_name, data_format, parse_columns(hub_columns), 1.0,
+                       dataset_config, split)
+        )  # fmt: skip
+    return sources
+
+
 def weighted(items: list, weight: float, seed: int) -> list:
     """``items`` repeated ``int(weight)`` times plus a seeded random ``weight % 1`` share."""
     whole, frac = int(weight), weight - int(weight)

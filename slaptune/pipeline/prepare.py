@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ..data.formats import Example
 from ..data.io import Problem, summarise
-from ..data.sources import DataSource, load_sources, mix, parse_columns, parse_sources
+from ..data.sources import DataSource, all_sources, load_sources, mix, parse_sources
 from ..data.tokenize import set_chat_template, tokenize_examples
 from ..models.load import is_hub_id, load_pretrained
 from ..models.presets import PRESETS, build_model, build_tokenizer
@@ -39,17 +39,9 @@ class PreparedData:
 
 def run_sources(cfg: RunConfig) -> list[DataSource]:
     """``--data`` entries (with ``--columns`` and weights) and ``--dataset-name``, in order."""
-    columns = list(cfg.columns)
-    hub_columns = columns[-1] if len(columns) == 1 else None
-    if cfg.dataset_name and len(columns) == len(cfg.data) + 1:  # the last one is the hub's
-        hub_columns = columns.pop()
-    sources = parse_sources(cfg.data, cfg.data_format, columns)
-    if cfg.dataset_name:
-        cols = parse_columns(hub_columns)
-        sources.append(
-            DataSource(cfg.dataset_name, cfg.data_format, cols, 1.0, cfg.dataset_config, cfg.split)
-        )
-    return sources
+    return all_sources(
+        cfg.data, cfg.data_format, cfg.columns, cfg.dataset_name, cfg.dataset_config, cfg.split
+    )
 
 
 def read_and_check(sources, cfg: RunConfig, what: str):

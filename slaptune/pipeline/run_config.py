@@ -55,7 +55,7 @@ class RunConfig(SelectionConfig):
         },
     )
     data_format: str = _opt("alpaca", f"one of {', '.join(FORMATS)}")
-    columns: list[str] = field(
+    columns: list[str | dict] = field(
         default_factory=list,
         metadata={
             "help": "field mapping FORMAT_FIELD=FILE_FIELD,... (e.g. instruction=question,"
@@ -194,8 +194,8 @@ def coerce(name: str, value, hint):
     if typing.get_origin(hint) is list:
         item = typing.get_args(hint)[0] if typing.get_args(hint) else str
         allow_dict = typing.get_origin(item) in (typing.Union, types.UnionType)
-        if isinstance(value, str):
-            value = [value]
+        if isinstance(value, str) or (allow_dict and isinstance(value, dict)):
+            value = [value]  # one entry written without the list brackets
         if not isinstance(value, (list, tuple)):
             raise ValueError(
                 f"{name} must be a list of {'file paths' if name.endswith('data') else 'strings'}, "

@@ -80,6 +80,17 @@ def test_weighted_mixture_and_no_eval_leak(tmp_path, byte_tokenizer):
     assert len(held) == n_eval
 
 
+def test_yaml_columns_as_a_mapping(tmp_path):
+    rb = write_jsonl(tmp_path / "rb.jsonl", role_records(4))
+    conf = tmp_path / "run.yaml"
+    conf.write_text(
+        f"data: {rb}\ndata_format: alpaca\ncolumns: {{instruction: question, output: generated}}\n"
+    )
+    cfg = resolve(RunConfig, build_parser().parse_args(["train", "--config", str(conf)]))
+    groups, problems = read_and_check(run_sources(cfg), cfg, "training data")
+    assert problems == [] and len(groups[0]) == 4
+
+
 def test_yaml_mixture_with_per_file_format_and_columns(tmp_path):
     qa = write_jsonl(
         tmp_path / "qa.jsonl", [{"question": f"q{i}", "answer": "a"} for i in range(8)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 def add_parser(sub, name):
     p = sub.add_parser(
@@ -55,7 +57,7 @@ def free_output_dir(base: str = "runs/demo") -> str:
 def run(args) -> int:
     from ...pipeline.demo import run_demo
     from ...pipeline.run_config import RunConfig
-    from ..errors import check_writable
+    from ..errors import check_writable, describe, remove_partial
 
     if args.n_train < 1:
         raise ValueError(f"--n-train must be >= 1, got {args.n_train}")
@@ -65,14 +67,21 @@ def run(args) -> int:
     )
     output_dir = args.output_dir or free_output_dir()
     check_writable(output_dir)
-    run_demo(
-        output_dir,
-        keep_ratio=args.keep_ratio,
-        model=args.model,
-        epochs=args.epochs,
-        n_train=args.n_train,
-        seed=args.seed,
-        progress=not args.no_progress,
-        threads=args.threads,
-    )
+    existed = os.path.exists(output_dir)
+    try:
+        run_demo(
+            output_dir,
+            keep_ratio=args.keep_ratio,
+            model=args.model,
+            epochs=args.epochs,
+            n_train=args.n_train,
+            seed=args.seed,
+            progress=not args.no_progress,
+            threads=args.threads,
+        )
+    except Exception as e:  # an expected failure (a full disk): one line, no half a demo
+        message = describe(e)
+        if message is None:
+            raise
+        raise ValueError(message + remove_partial(output_dir, existed)) from None
     return 0

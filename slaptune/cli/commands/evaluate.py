@@ -35,7 +35,15 @@ def add_parser(sub, name):
     )
     add_online_flag(model)
     data = p.add_argument_group("data options")
-    data.add_argument("--data", nargs="+", required=True, help="evaluation data files")
+    data.add_argument(
+        "--data",
+        nargs="+",
+        default=[],
+        help="evaluation data files (default: none; this or --dataset-name)",
+    )
+    data.add_argument("--dataset-name", default="", help="a hub dataset id (default: none)")
+    data.add_argument("--dataset-config", default="", help="its configuration (default: none)")
+    data.add_argument("--split", default="test", help="its split (default: test)")
     data.add_argument("--data-format", required=True, choices=FORMATS, help="the records' format")
     data.add_argument(
         "--columns",
@@ -83,7 +91,7 @@ def samples_path(args) -> str:
 
 
 def run(args) -> int:
-    from ...data.sources import load_sources, parse_sources
+    from ...data.sources import all_sources, load_sources
     from ...data.tokenize import set_chat_template, tokenize_examples
     from ...models.load import check_model_path, load_pretrained
     from ...pipeline.evaluate import evaluate
@@ -100,8 +108,14 @@ def run(args) -> int:
     samples_file = samples_path(args)
     for path in filter(None, (args.output, samples_file)):
         check_writable(path, "output file")
+    if not args.data and not args.dataset_name:
+        raise ValueError("no evaluation data: pass --data FILE [FILE ...] (or --dataset-name)")
+    sources = all_sources(
+        args.data, args.data_format, args.columns, args.dataset_name, args.dataset_config,
+        args.split,
+    )  # fmt: skip
     groups, problems = load_sources(
-        parse_sources(args.data, args.data_format, args.columns),
+        sources,
         source_lang=args.source_lang or None,
         target_lang=args.target_lang or None,
     )
