@@ -200,7 +200,8 @@ def load_examples(paths, data_format: str, *, columns: dict | None = None, **for
                 seen_ids[ex.id] = where
             examples.append((ex, where))
         if not n_records:
-            problems.append(Problem(path, "no record: the file is empty or holds only blank lines"))
+            what = "a header line" if path.endswith(".csv") else "blank lines"
+            problems.append(Problem(path, f"no record: the file is empty or holds only {what}"))
     return examples, problems
 
 

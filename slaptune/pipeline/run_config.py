@@ -147,6 +147,8 @@ class RunConfig(SelectionConfig):
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f"{f.name} must be a finite number, got {value}")
+        if not self.output_dir.strip():
+            raise ValueError("output_dir is empty; give a folder for the run's outputs")
         if self.epochs <= 0:
             raise ValueError(f"epochs must be > 0, got {self.epochs}")
         if self.learning_rate <= 0:
