@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")  # org/name, or a bare name
 
 
 def hub_allowed() -> bool:
@@ -24,7 +24,7 @@ def hub_allowed() -> bool:
 
 
 def is_hub_id(name: str) -> bool:
-    """``org/name`` that is not an existing path: something to look up on the hub."""
+    """``org/name`` (or ``name``) that is not an existing path: something for the hub."""
     return bool(HUB_ID.match(name)) and ".." not in name and not os.path.exists(name)
 
 
@@ -35,7 +35,7 @@ def check_model_path(path: str) -> str:
         if hub_allowed():
             return path
         raise FileNotFoundError(
-            f"{path}: neither a local model folder nor reachable: hub access is off "
+            f"{path}: not a model folder here, nor reachable: hub access is off "
             "(HF_HUB_OFFLINE=1); pass --online to download it, or give a local folder"
         )
     if not os.path.isdir(path):

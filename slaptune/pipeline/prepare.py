@@ -10,7 +10,7 @@ from ..data.formats import Example
 from ..data.io import Problem, summarise
 from ..data.sources import DataSource, all_sources, load_sources, mix, parse_sources
 from ..data.tokenize import set_chat_template, tokenize_examples
-from ..models.load import is_hub_id, load_pretrained
+from ..models.load import hub_allowed, is_hub_id, load_pretrained
 from ..models.presets import PRESETS, build_model, build_tokenizer
 from .run_config import RunConfig
 
@@ -70,11 +70,17 @@ def split_eval(examples, cfg: RunConfig):
 
 
 def check_model_name(model: str) -> None:
-    if os.path.isdir(model) or model in PRESETS or is_hub_id(model):
-        return  # a hub id is checked (offline: refused) by load_pretrained
+    """A folder, a preset, or (hub access on) a hub id; else one line saying which it is not."""
+    if os.path.isdir(model) or model in PRESETS or (is_hub_id(model) and hub_allowed()):
+        return
+    hub = (
+        "; hub access is off (HF_HUB_OFFLINE=1): pass --online for a hub id"
+        if is_hub_id(model)
+        else ""
+    )
     raise ValueError(
-        f"--model {model!r} is neither a folder nor a preset; presets: {', '.join(PRESETS)}; "
-        "a hub id (org/name) needs --online"
+        f"--model {model!r} is neither a folder nor a preset, nor reachable{hub}; "
+        f"presets: {', '.join(PRESETS)}"
     )
 
 

@@ -235,7 +235,10 @@ CASES = [
     ("--columns maps a missing field", good, [*T, *G, "--columns", "question=prompt"],
      "40 records: missing field 'prompt' (mapped onto 'question' by --columns)"),
     ("hub model offline", good, [*T, *G, "--model", "someorg/somemodel"],
-     "someorg/somemodel: neither a local model folder nor reachable: hub access is off"),
+     "--model 'someorg/somemodel' is neither a folder nor a preset, nor reachable; hub access "
+     "is off (HF_HUB_OFFLINE=1): pass --online"),
+    ("eval: hub model offline", good, ["eval", "someorg/somemodel", *G],
+     "someorg/somemodel: not a model folder here, nor reachable: hub access is off"),
     ("unknown model name", good, [*T, *G, "--model", "llama-3b"], "neither a folder nor a preset"),
     ("hub dataset offline", good, [*T, "--dataset-name", "someorg/someset", "--data-format", "qa"],
      "--dataset-name 'someorg/someset': hub access is off"),
