@@ -121,7 +121,7 @@ def resolve(cls, args: argparse.Namespace, overrides: dict | None = None):
     try:
         return cls(**values)
     except ValueError as e:  # a range check: name the YAML line the value came from
-        key = next((k for k in from_yaml if str(e).startswith(f"{k} ")), None)
+        key = next((k for k in from_yaml if str(e).startswith((f"{k} ", f"{k}:"))), None)
         if key is None:
             raise
         raise ValueError(f"{args.config}:{from_yaml[key]}: {e}") from None

@@ -60,7 +60,7 @@ TINY = [
 
 
 def test_every_command_has_help(capsys):
-    for cmd in ("train", "eval", "generate", "convert", "check-data", "demo", "bench"):
+    for cmd in ("train", "eval", "generate", "export", "convert", "check-data", "demo", "bench"):
         with pytest.raises(SystemExit) as e:
             main([cmd, "--help"])
         assert e.value.code == 0

@@ -204,6 +204,8 @@ CASES = [
     ("patience without eval steps", good, [*T, *G, "--early-stopping-patience", "2"],
      "early_stopping_patience needs evaluations during training"),
     ("--report-to foo", good, [*T, *G, "--report-to", "foo"], "report_to: unknown logger(s)"),
+    ("yaml report_to: foo", yaml("report_to: foo\n"), [*T, "--config", "{tmp}/run.yaml", *G],
+     "run.yaml:1: report_to: unknown logger(s) ['foo']"),
     ("--batch-size abc", good, [*T, *G, "--batch-size", "abc"],
      "argument --batch-size: invalid int value: 'abc'"),
     ("--data-format nope", good, [*T, "--data", "{tmp}/good.jsonl", "--data-format", "nope"],
