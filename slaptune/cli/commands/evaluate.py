@@ -19,7 +19,7 @@ def add_parser(sub, name):
     p = sub.add_parser(
         name,
         help="evaluate a model: loss, perplexity, BLEU/chrF, ROUGE-L, EM/F1",
-        description=__doc__.split("\n\n", 1)[1],
+        description=__doc__.split("\n\n", 1)[1].replace("``", ""),
     )
     model = p.add_argument_group("model options")
     model.add_argument("model", help="a model folder (output of train, export or convert)")

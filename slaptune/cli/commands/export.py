@@ -20,7 +20,7 @@ def add_parser(sub, name):
     p = sub.add_parser(
         name,
         help="save a plain model folder (merge a LoRA adapter with --merge-lora)",
-        description=__doc__.split("\n\n", 1)[1],
+        description=__doc__.split("\n\n", 1)[1].replace("``", ""),
     )
     p.add_argument("model", help="a model folder, or a LoRA adapter folder with --merge-lora")
     p.add_argument("out", help="the folder to write (must not exist, or be empty)")
