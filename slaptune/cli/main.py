@@ -1,21 +1,23 @@
-"""``slaptune <command>``: train, eval, generate, convert, check-data, demo, bench.
+"""``slaptune <command>``: train, eval, generate, export, convert, check-data, demo, bench.
 
-Expected failures (bad data, bad options, missing files) end with one line
-``slaptune: error: ...`` and exit status 2; tracebacks are for bugs.
+Expected failures (bad data, bad options, missing or unwritable files, a full disk) end with one
+line ``slaptune: error: ...`` and exit status 2; tracebacks are for bugs.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 from . import commands
+from .errors import describe
+from .options import Parser
 
 COMMANDS = {
     "train": commands.train,
     "eval": commands.evaluate,
     "generate": commands.generate,
+    "export": commands.export,
     "convert": commands.convert,
     "check-data": commands.check_data,
     "demo": commands.demo,
@@ -23,10 +25,10 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> Parser:
     from .. import __version__
 
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="slaptune",
         description="On-policy stratified loss-based data pruning (SLAP) for instruction tuning.",
     )
@@ -38,10 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Offline unless asked: a model or dataset name is never fetched by surprise. Set before
+    # anything imports huggingface_hub, which reads the variable once.
+    if getattr(args, "online", False):
+        os.environ["HF_HUB_OFFLINE"] = "0"
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    args = build_parser().parse_args(argv)
     try:
         code = int(COMMANDS[args.command].run(args) or 0)
         from ..engine.distributed import (
@@ -50,17 +56,20 @@ def main(argv: list[str] | None = None) -> int:
 
         shutdown()
         return code
-    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:
-        first, *rest = str(e).splitlines() or [type(e).__name__]
-        print(f"slaptune: error: {first}", file=sys.stderr)
-        for line in rest:
-            print(line, file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(
             "slaptune: interrupted; a run with checkpoints continues with --resume", file=sys.stderr
         )
         return 130
+    except Exception as e:
+        message = describe(e)
+        if message is None:
+            raise
+        first, *rest = message.splitlines() or [type(e).__name__]
+        print(f"slaptune: error: {first}", file=sys.stderr)
+        for line in rest:
+            print(line, file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

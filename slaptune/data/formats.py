@@ -2,18 +2,20 @@
 
 Every format becomes ``Example(messages=[{"role", "content"}, ...], source=(file, line))``:
 
-- ``alpaca``: ``instruction``, optional ``input``, ``output`` -> user, assistant.
+- ``alpaca``: ``instruction``, optional ``input``, ``output`` (a string, or a list: the first is
+  trained on, all are references) and optional ``system`` -> system, user, assistant.
 - ``messages``: ``messages`` (or ``conversations``) of ``{role, content}`` with roles system /
   user / assistant, or ShareGPT's ``{from, value}`` with system / human / gpt. Every assistant
   turn is supervised.
-- ``prompt-completion``: ``prompt``, ``completion``.
+- ``prompt-completion``: ``prompt``, ``completion`` (and optional ``system``).
 - ``translation``: ``source``, ``target`` and optional ``source_lang`` / ``target_lang`` (codes),
   or ``{"translation": {"de": ..., "en": ...}}`` with ``--source-lang/--target-lang``.
 - ``qa``: ``question``, optional ``context``, ``answer`` (a string, or a list: the first is used
-  for training, all count as references in ``eval``).
+  for training, all count as references in ``eval``) and optional ``system``.
 
 A record that does not fit raises ``RecordError`` with the reason; ``slaptune.data.io`` adds the
-file and line.
+file and line. Text that cannot be encoded (a lone UTF-16 surrogate such as ``"\\ud800"`` in
+JSON) is refused here, since the tokenizer would crash on it in the middle of ``train``.
 """
 
 from __future__ import annotations
@@ -76,12 +78,30 @@ def _text(record: dict, key: str, *, required: bool = True) -> str:
     return value
 
 
+def _answers(r: dict, key: str) -> list[str]:
+    """A string, or a non-empty list of strings (the first is trained on, all are references)."""
+    if r.get(key) is None:
+        raise RecordError(f"missing field {key!r}")
+    value = r[key]
+    refs = value if isinstance(value, list) else [value]
+    if not refs or not all(isinstance(a, str) and a.strip() for a in refs):
+        raise RecordError(f"field {key!r} must be a non-empty string or list of strings")
+    return refs
+
+
+def _system(r: dict) -> list[dict]:
+    system = _text(r, "system", required=False)
+    return [{"role": "system", "content": system}] if system.strip() else []
+
+
 def _alpaca(r: dict) -> Example:
     instruction, extra = _text(r, "instruction"), _text(r, "input", required=False)
     prompt = instruction + (f"\n\n{extra}" if extra.strip() else "")
-    out = _text(r, "output")
+    refs = _answers(r, "output")
     return Example(
-        [{"role": "user", "content": prompt}, {"role": "assistant", "content": out}], [out]
+        _system(r)
+        + [{"role": "user", "content": prompt}, {"role": "assistant", "content": refs[0]}],
+        list(refs),
     )
 
 
@@ -95,7 +115,7 @@ def _messages(r: dict) -> Example:
             raise RecordError(f"turn {i} is not an object")
         role = t.get("role", t.get("from"))
         content = t.get("content", t.get("value"))
-        if role not in ROLE_ALIASES:
+        if not isinstance(role, str) or role not in ROLE_ALIASES:
             raise RecordError(
                 f"turn {i} has unknown role {role!r}; valid: {', '.join(sorted(ROLE_ALIASES))}"
             )
@@ -115,7 +135,8 @@ def _messages(r: dict) -> Example:
 def _prompt_completion(r: dict) -> Example:
     completion = _text(r, "completion")
     return Example(
-        [
+        _system(r)
+        + [
             {"role": "user", "content": _text(r, "prompt")},
             {"role": "assistant", "content": completion},
         ],
@@ -133,6 +154,11 @@ def _translation(r: dict, source_lang: str | None, target_lang: str | None) -> E
         src, tgt = _text(r, "source"), _text(r, "target")
         source_lang = r.get("source_lang", source_lang)
         target_lang = r.get("target_lang", target_lang)
+    for key, code in (("source_lang", source_lang), ("target_lang", target_lang)):
+        if code is not None and not isinstance(code, str):
+            raise RecordError(
+                f"{key} must be a language code string (e.g. 'de'), got {type(code).__name__}"
+            )
     s_name = LANGUAGE_NAMES.get(source_lang or "", source_lang or "the source language")
     t_name = LANGUAGE_NAMES.get(target_lang or "", target_lang or "English")
     prompt = f"Translate from {s_name} to {t_name}:\n{src}"
@@ -145,16 +171,12 @@ def _translation(r: dict, source_lang: str | None, target_lang: str | None) -> E
 
 def _qa(r: dict) -> Example:
     question, context = _text(r, "question"), _text(r, "context", required=False)
-    if r.get("answer") is None:
-        raise RecordError("missing field 'answer'")
-    answer = r["answer"]
-    refs = answer if isinstance(answer, list) else [answer]
-    if not refs or not all(isinstance(a, str) and a.strip() for a in refs):
-        raise RecordError("field 'answer' must be a non-empty string or list of strings")
+    refs = _answers(r, "answer")
     prompt = (f"{context}\n\n" if context.strip() else "") + question
     task = "math" if "####" in refs[0] else "qa"
     return Example(
-        [{"role": "user", "content": prompt}, {"role": "assistant", "content": refs[0]}],
+        _system(r)
+        + [{"role": "user", "content": prompt}, {"role": "assistant", "content": refs[0]}],
         list(refs),
         task=task,
     )
@@ -187,10 +209,27 @@ def to_example(
         ex = _qa(record)
     else:
         raise ValueError(f"unknown data format {data_format!r}; valid: {', '.join(FORMATS)}")
+    _check_encodable(ex)
     if record.get("id") is not None:
+        if isinstance(record["id"], (dict, list)):
+            raise RecordError(
+                f"field 'id' must be a string or number, got {type(record['id']).__name__}"
+            )
         ex.id = str(record["id"])
     if record.get("task") is not None:  # optional: which metric family scores this example
-        if record["task"] not in TASKS:
+        if not isinstance(record["task"], str) or record["task"] not in TASKS:
             raise RecordError(f"unknown task {record['task']!r}; valid: {', '.join(TASKS)}")
         ex.task = record["task"]
     return ex
+
+
+def _check_encodable(ex: Example) -> None:
+    for i, text in enumerate([m["content"] for m in ex.messages] + ex.references):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            where = f"turn {i}" if i < len(ex.messages) else "a reference"
+            raise RecordError(
+                f"{where} holds a lone surrogate {text[e.start]!r} at character {e.start} "
+                "(a broken \\uXXXX escape); fix or remove the escape"
+            ) from None

@@ -17,9 +17,63 @@ DEFAULT_CHAT_TEMPLATE = (
 )
 
 
+BUILTIN_TEMPLATES = {
+    "default": DEFAULT_CHAT_TEMPLATE,
+    "chatml": (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+        "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    ),
+    "plain": (
+        "{% for m in messages %}### {{ m['role'] | capitalize }}:\n{{ m['content'] }}"
+        "{% if m['role'] == 'assistant' %}{{ eos_token }}{% endif %}\n\n{% endfor %}"
+        "{% if add_generation_prompt %}### Assistant:\n{% endif %}"
+    ),
+}
+
+
 def ensure_chat_template(tokenizer) -> None:
     if not getattr(tokenizer, "chat_template", None):
         tokenizer.chat_template = DEFAULT_CHAT_TEMPLATE
+
+
+def load_chat_template(spec: str) -> str:
+    """The Jinja text of ``spec``: a built-in name or a file; a one-line error for a missing
+    file or a template that does not compile (with its line).
+
+    >>> load_chat_template("chatml").startswith("{% for m in messages %}<|im_start|>")
+    True
+    >>> load_chat_template("nope")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: --chat-template nope: neither a file nor a built-in (default, chatml, plain)
+    """
+    import os
+
+    if spec in BUILTIN_TEMPLATES:
+        return BUILTIN_TEMPLATES[spec]
+    if not os.path.isfile(spec):
+        raise FileNotFoundError(
+            f"--chat-template {spec}: neither a file nor a built-in "
+            f"({', '.join(BUILTIN_TEMPLATES)})"
+        )
+    with open(spec, encoding="utf-8") as f:
+        text = f.read()
+    import jinja2
+
+    try:
+        jinja2.Environment().parse(text)
+    except jinja2.TemplateSyntaxError as e:
+        raise ValueError(f"{spec}:{e.lineno}: not a valid Jinja template ({e.message})") from None
+    if "messages" not in text:
+        raise ValueError(f"{spec}: a chat template must loop over 'messages'")
+    return text
+
+
+def set_chat_template(tokenizer, spec: str = "") -> None:
+    """Use ``spec`` (``--chat-template``) if given, else the tokenizer's own, else the default."""
+    if spec:
+        tokenizer.chat_template = load_chat_template(spec)
+    ensure_chat_template(tokenizer)
 
 
 def render(tokenizer, messages, add_generation_prompt=False) -> str:

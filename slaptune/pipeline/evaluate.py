@@ -98,9 +98,11 @@ def evaluate(
     n_generate: int,
     max_new_tokens: int,
     progress: bool = False,
+    keep_samples: int | None = 5,
 ) -> dict:
     """Held-out loss/perplexity over ``rows`` and task metrics on the first ``n_generate``
-    examples; ``primary`` names the headline metric per task."""
+    examples; ``primary`` names the headline metric per task; ``samples`` holds the first
+    ``keep_samples`` predictions (``None``: every one, with the full texts)."""
     out = heldout_loss(model, tokenizer, rows, progress=progress)
     if n_generate and examples:
         sample = examples[:n_generate]
@@ -113,12 +115,14 @@ def evaluate(
         )
         out.update(task_scores([e.task for e in sample], preds, [e.references for e in sample]))
         out["primary"] = {t: f"{t}/{PRIMARY[t]}" for t in {e.task for e in sample}}
+        cut = 200 if keep_samples is not None else None  # a preview, or the whole text
         out["samples"] = [
             {
-                "prompt": e.messages[-2]["content"][:200],
+                "prompt": e.messages[-2]["content"][:cut],
                 "prediction": p,
-                "reference": e.references[0][:200],
+                "reference": e.references[0][:cut],
+                **({"references": e.references, "task": e.task} if cut is None else {}),
             }
-            for e, p in zip(sample[:5], preds)
+            for e, p in zip(sample[:keep_samples], preds)
         ]
     return out

@@ -7,20 +7,22 @@ import random
 from dataclasses import dataclass
 
 from ..data.formats import Example
-from ..data.io import Problem, load_examples
-from ..data.tokenize import ensure_chat_template, tokenize_examples
-from ..models.load import load_pretrained
+from ..data.io import Problem, summarise
+from ..data.sources import DataSource, all_sources, load_sources, mix, parse_sources
+from ..data.tokenize import set_chat_template, tokenize_examples
+from ..models.load import hub_allowed, is_hub_id, load_pretrained
 from ..models.presets import PRESETS, build_model, build_tokenizer
 from .run_config import RunConfig
 
 
 class DataError(ValueError):
-    """Bad input records; the message lists every problem with file and line."""
+    """Bad input records; the message lists every distinct problem with file and line."""
 
     def __init__(self, problems: list[Problem], what: str = "training data"):
         self.problems = problems
-        shown = "\n".join(f"  {p}" for p in problems[:20])
-        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        lines = summarise(problems)
+        shown = "\n".join(f"  {line}" for line in lines[:20])
+        more = f"\n  ... and {len(lines) - 20} more" if len(lines) > 20 else ""
         super().__init__(
             f"{len(problems)} bad record(s) in the {what}; fix them, or pass "
             f"--skip-bad-records to skip and count them:\n{shown}{more}"
@@ -35,14 +37,26 @@ class PreparedData:
     skipped: list[Problem]
 
 
-def read_and_check(paths, cfg: RunConfig, what: str):
+def run_sources(cfg: RunConfig) -> list[DataSource]:
+    """``--data`` entries (with ``--columns`` and weights) and ``--dataset-name``, in order."""
+    return all_sources(
+        cfg.data, cfg.data_format, cfg.columns, cfg.dataset_name, cfg.dataset_config, cfg.split
+    )
+
+
+def read_and_check(sources, cfg: RunConfig, what: str):
+    """Per source, its usable examples (unweighted), and the problems (refused unless
+    ``skip_bad_records``)."""
     fmt_opts = {"source_lang": cfg.source_lang or None, "target_lang": cfg.target_lang or None}
-    examples, problems = load_examples(paths, cfg.data_format, **fmt_opts)
+    if sources and not isinstance(sources[0], DataSource):  # plain paths (eval data)
+        sources = parse_sources(list(sources), cfg.data_format)
+    groups, problems = load_sources(sources, **fmt_opts)
     if problems and not cfg.skip_bad_records:
         raise DataError(problems, what)
-    if not examples:
-        raise ValueError(f"no usable example in {what} {paths}")
-    return examples, problems
+    if not any(groups):
+        names = ", ".join(s.path for s in sources)
+        raise ValueError(f"no usable example in the {what} ({names})")
+    return groups, problems
 
 
 def split_eval(examples, cfg: RunConfig):
@@ -55,18 +69,31 @@ def split_eval(examples, cfg: RunConfig):
     return train, [examples[i] for i in sorted(held)]
 
 
+def check_model_name(model: str) -> None:
+    """A folder, a preset, or (hub access on) a hub id; else one line saying which it is not."""
+    if os.path.isdir(model) or model in PRESETS or (is_hub_id(model) and hub_allowed()):
+        return
+    hub = (
+        "; hub access is off (HF_HUB_OFFLINE=1): pass --online for a hub id"
+        if is_hub_id(model)
+        else ""
+    )
+    raise ValueError(
+        f"--model {model!r} is neither a folder nor a preset, nor reachable{hub}; "
+        f"presets: {', '.join(PRESETS)}"
+    )
+
+
 def load_tokenizer_and_model(cfg: RunConfig, train_texts):
-    """A preset (tokenizer trained on the training texts) or a local Hugging Face folder."""
-    if os.path.isdir(cfg.model):
-        tok, model = load_pretrained(cfg.model)
-    elif cfg.model in PRESETS:
+    """A preset (tokenizer trained on the training texts), a local Hugging Face folder, or a
+    hub id when hub access is on."""
+    check_model_name(cfg.model)
+    if cfg.model in PRESETS and not os.path.isdir(cfg.model):
         tok = build_tokenizer(train_texts, cfg.tokenizer_vocab)
         model = build_model(cfg.model, len(tok), seed=cfg.seed, max_positions=cfg.max_length)
     else:
-        raise ValueError(
-            f"--model {cfg.model!r} is neither a folder nor a preset; presets: {', '.join(PRESETS)}"
-        )
-    ensure_chat_template(tok)
+        tok, model = load_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code)
+    set_chat_template(tok, cfg.chat_template)
     tok.padding_side = "right"
     return tok, model
 
@@ -77,19 +104,24 @@ def example_text(ex: Example) -> str:
 
 def prepare(cfg: RunConfig):
     """``(tokenizer, model, PreparedData)``; raises ``DataError`` before any output exists."""
-    if not cfg.data:
-        raise ValueError("no training data: pass --data FILE [FILE ...]")
-    if not os.path.isdir(cfg.model) and cfg.model not in PRESETS:
-        raise ValueError(
-            f"--model {cfg.model!r} is neither a folder nor a preset; presets: {', '.join(PRESETS)}"
-        )
-    examples, skipped = read_and_check(cfg.data, cfg, "training data")
+    if not cfg.data and not cfg.dataset_name:
+        raise ValueError("no training data: pass --data FILE [FILE ...] (or --dataset-name)")
+    check_model_name(cfg.model)
+    if cfg.chat_template:  # a bad template file is refused before the data is read
+        from ..data.tokenize import load_chat_template
+
+        load_chat_template(cfg.chat_template)
+    sources = run_sources(cfg)
+    groups, skipped = read_and_check(sources, cfg, "training data")
     if cfg.eval_data:
-        eval_examples, bad = read_and_check(cfg.eval_data, cfg, "evaluation data")
+        eval_groups, bad = read_and_check(cfg.eval_data, cfg, "evaluation data")
+        eval_examples = [x for g in eval_groups for x in g]
         skipped += bad
-        train_examples = examples
-    else:
-        train_examples, eval_examples = split_eval(examples, cfg)
+    else:  # split before the weights apply: no copy of a held-out example is trained on
+        _, eval_examples = split_eval([x for g in groups for x in g], cfg)
+        held = {where for _, where in eval_examples}
+        groups = [[x for x in g if x[1] not in held] for g in groups]
+    train_examples = mix(groups, sources, cfg.seed)
     if cfg.max_train_examples:
         train_examples = train_examples[: cfg.max_train_examples]
     tok, model = load_tokenizer_and_model(cfg, [example_text(e) for e, _ in train_examples])

@@ -60,7 +60,7 @@ TINY = [
 
 
 def test_every_command_has_help(capsys):
-    for cmd in ("train", "eval", "generate", "convert", "check-data", "demo", "bench"):
+    for cmd in ("train", "eval", "generate", "export", "convert", "check-data", "demo", "bench"):
         with pytest.raises(SystemExit) as e:
             main([cmd, "--help"])
         assert e.value.code == 0
@@ -379,3 +379,202 @@ def test_demo_runs_end_to_end_on_a_tiny_setting(tmp_path, capsys, monkeypatch):
     for run in ("full", "slap-fresh", "slap-reuse", "random"):
         assert f"| {run} |" in report
     assert (out / "comparison.png").exists()
+
+
+def _subparsers(parser, prefix=()):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*prefix, name), sub
+                yield from _subparsers(sub, (*prefix, name))
+
+
+def test_every_option_of_every_command_has_help_and_default():
+    import argparse
+
+    missing = []
+    for path, sub in _subparsers(build_parser()):
+        for a in sub._actions:
+            if isinstance(a, (argparse._HelpAction, argparse._SubParsersAction)):
+                continue
+            name = "/".join(a.option_strings) or a.dest
+            if not a.help:
+                # convert's positionals belong to another module (issue 12: convert owner)
+                if not (path[0] == "convert" and not a.option_strings):
+                    missing.append(f"{' '.join(path)} {name}: no help")
+            elif a.option_strings and not a.required and "default" not in a.help.lower():
+                missing.append(f"{' '.join(path)} {name}: no default in help")
+    assert missing == []
+
+
+def test_train_help_is_grouped_model_first(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    titles = ["model options", "data options", "training options", "LoRA options",
+              "selection options", "output options"]  # fmt: skip
+    positions = [out.index(f"\n{t}:") for t in titles]
+    assert positions == sorted(positions)
+    assert out.index("--model") < out.index("--data ") < out.index("--method")
+    new = "--columns --dataset-name --chat-template --trust-remote-code --online --report-to"
+    for flag in (*new.split(), "--eval-steps", "--early-stopping-patience"):
+        assert flag in out
+
+
+def test_bench_help_shows_a_grid_example(capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    out = capsys.readouterr().out
+    assert "grid:" in out and "method: [full, random, slap]" in out and "base:" in out
+
+
+def test_new_run_config_fields_from_flags_and_yaml(tmp_path):
+    argv = ["train", "--report-to", "tensorboard", "--eval-steps", "5",
+            "--early-stopping-patience", "2"]  # fmt: skip
+    cfg = resolve(RunConfig, build_parser().parse_args(argv))
+    assert (cfg.report_to, cfg.eval_steps, cfg.early_stopping_patience) == (["tensorboard"], 5, 2)
+    y = tmp_path / "r.yaml"
+    y.write_text("report_to: wandb\neval_steps: '10'\n")
+    cfg = resolve(RunConfig, build_parser().parse_args(["train", "--config", str(y)]))
+    assert (cfg.report_to, cfg.eval_steps, cfg.early_stopping_patience) == (["wandb"], 10, 0)
+    assert RunConfig().report_to == [] and RunConfig().eval_steps == 0
+
+
+def _plain_model(folder):
+    from slaptune.models.presets import build_model, build_tokenizer
+
+    tok = build_tokenizer()
+    model = build_model("llama-tiny", len(tok), seed=0)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return tok, model
+
+
+def test_eval_prints_metrics_last_and_writes_every_sample(tmp_path, capsys):
+    _plain_model(tmp_path / "m")
+    data = write_jsonl(tmp_path / "qa.jsonl", qa_records(8))
+    capsys.readouterr()
+    argv = ["eval", str(tmp_path / "m"), "--data", data, "--data-format", "qa", "--generate",
+            "6", "--max-new-tokens", "2", "--no-progress", "--output",
+            str(tmp_path / "res" / "eval.json")]  # fmt: skip
+    (tmp_path / "res").mkdir()
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    metrics = json.loads(out[out.rindex("\n{") :])  # the console ends with the metrics
+    assert "eval_loss" in metrics and "samples" not in metrics
+    samples_file = tmp_path / "res" / "eval_samples.jsonl"
+    assert metrics["samples_file"] == str(samples_file)
+    samples = [json.loads(line) for line in samples_file.read_text().splitlines()]
+    assert len(samples) == 6 and {"prompt", "prediction", "references"} <= set(samples[0])
+    assert out.count("prediction:") == 3  # a preview on the console, the rest in the file
+    assert json.loads((tmp_path / "res" / "eval.json").read_text()) == metrics
+
+
+def test_chat_template_override_by_name_and_file(tmp_path):
+    from slaptune.data.formats import Example
+    from slaptune.data.tokenize import prompt_text, set_chat_template
+    from slaptune.models.presets import build_tokenizer
+
+    tok = build_tokenizer()
+    ex = Example([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}])
+    set_chat_template(tok, "chatml")
+    assert prompt_text(tok, ex) == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    path = tmp_path / "t.jinja"
+    path.write_text("{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
+                    "{% if add_generation_prompt %}[assistant] {% endif %}")  # fmt: skip
+    set_chat_template(tok, str(path))
+    assert prompt_text(tok, ex) == "[user] hi\n[assistant] "
+
+
+def test_train_with_mixture_columns_and_chat_template_saves_the_template(tmp_path, capsys):
+    a = write_jsonl(
+        tmp_path / "rb.jsonl",
+        [{"role": "R", "question": f"What is {i}?", "generated": [str(i)]} for i in range(24)],
+    )
+    b = write_jsonl(tmp_path / "qa.jsonl", qa_records(24))
+    conf = tmp_path / "run.yaml"
+    conf.write_text(
+        f"data:\n  - path: {a}\n    format: alpaca\n    columns: instruction=question,"
+        f"output=generated,system=role\n    weight: 2\n  - {b}\n"
+    )
+    out = tmp_path / "run"
+    argv = ["train", "--config", str(conf), "--chat-template", "chatml", "--output-dir",
+            str(out), *TINY, "--max-length", "160"]  # fmt: skip
+    assert main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    # 48 records, 8 held out, the RoleBench-style ones counted twice: 56 to 64 training
+    # examples (40 without the weight), all seen in one epoch.
+    assert 56 <= metrics["samples_seen"] <= 64
+    tok_cfg = json.loads((out / "tokenizer_config.json").read_text())
+    template = tok_cfg.get("chat_template") or (out / "chat_template.jinja").read_text()
+    assert "<|im_start|>" in template
+
+
+def test_export_merges_a_lora_adapter(tmp_path, capsys):
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    base_dir = tmp_path / "base"
+    _, base = _plain_model(base_dir)
+    peft_model = get_peft_model(
+        base, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM")
+    )
+    with torch.no_grad():  # a trained-looking adapter: B is zero at init, so perturb it
+        for n, p in peft_model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.05)
+    adapter_dir = tmp_path / "adapter"
+    peft_model.save_pretrained(adapter_dir)
+    ids = torch.tensor([[1, 5, 9, 12, 3]])
+    peft_model.eval()
+    with torch.no_grad():
+        expected = peft_model(input_ids=ids).logits
+    out = tmp_path / "merged"
+    argv = ["export", str(adapter_dir), str(out), "--merge-lora", "--base-model", str(base_dir)]
+    assert main(argv) == 0
+    assert not (out / "adapter_config.json").exists() and (out / "config.json").exists()
+    assert not (tmp_path / "merged.partial").exists()
+    from transformers import AutoModelForCausalLM
+
+    merged = AutoModelForCausalLM.from_pretrained(out).eval()
+    with torch.no_grad():
+        got = merged(input_ids=ids).logits
+    assert torch.allclose(got, expected, atol=1e-4)
+    plain = AutoModelForCausalLM.from_pretrained(base_dir).eval()
+    with torch.no_grad():
+        assert not torch.allclose(plain(input_ids=ids).logits, expected, atol=1e-4)
+    assert isinstance(peft_model, PeftModel)
+    # Without --merge-lora an adapter folder is refused with what to do.
+    assert main(["export", str(adapter_dir), str(tmp_path / "x")]) == 2
+    assert "pass --merge-lora" in capsys.readouterr().err
+
+
+def test_trust_remote_code_reaches_the_loader(tmp_path, monkeypatch):
+    """Off by default (transformers never asks); --trust-remote-code passes True through."""
+    seen = []
+
+    def fake_load(path, *, trust_remote_code=False):
+        seen.append(trust_remote_code)
+        raise ValueError("stop here")
+
+    import slaptune.pipeline.prepare as prep
+
+    monkeypatch.setattr(prep, "load_pretrained", fake_load)
+    monkeypatch.setattr("slaptune.models.load.load_pretrained", fake_load)
+    data = write_jsonl(tmp_path / "qa.jsonl", qa_records(40))
+    model = tmp_path / "m"
+    model.mkdir()
+    base = ["--data", data, "--data-format", "qa", "--model", str(model), "--output-dir",
+            str(tmp_path / "o")]  # fmt: skip
+    assert main(["train", *base]) == 2
+    assert main(["train", *base, "--trust-remote-code"]) == 2
+    assert main(["check-data", data, "--data-format", "qa", "--model", str(model),
+                 "--trust-remote-code"]) == 2  # fmt: skip
+    for cmd in (["eval", str(model), "--data", data, "--data-format", "qa"],
+                ["generate", str(model), "--prompt", "x"]):  # fmt: skip
+        (model / "config.json").write_text("{}")
+        assert main(cmd) == 2
+        assert main([*cmd, "--trust-remote-code"]) == 2
+    assert seen == [False, True, True, False, True, False, True]
