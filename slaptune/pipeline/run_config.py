@@ -192,7 +192,15 @@ def coerce(name: str, value, hint):
     Traceback (most recent call last):
     ...
     ValueError: data must be a list of file paths, got int 5
+    >>> coerce("selection_seed", None, int | None), coerce("selection_seed", "3", int | None)
+    (None, 3)
     """
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in typing.get_args(
+        hint
+    ):
+        if value is None:  # an optional setting left at "the default's own choice"
+            return None
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
     if typing.get_origin(hint) is list:
         item = typing.get_args(hint)[0] if typing.get_args(hint) else str
         allow_dict = typing.get_origin(item) in (typing.Union, types.UnionType)

@@ -7,6 +7,8 @@ what is wrong and where.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -75,8 +77,10 @@ def positive_int(name: str, value: int) -> int:
 
 
 def positive_float(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a positive number, got {value!r}")
+    if not math.isfinite(value) or not value > 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
 
 
