@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import random
 from dataclasses import dataclass
 
 from ..data.formats import Example
 from ..data.io import Problem, load_examples
 from ..data.tokenize import ensure_chat_template, tokenize_examples
-from ..models.load import load_pretrained
+from ..models.load import is_model_path, load_pretrained
 from ..models.presets import PRESETS, build_model, build_tokenizer
 from .run_config import RunConfig
 
@@ -57,7 +56,7 @@ def split_eval(examples, cfg: RunConfig):
 
 def load_tokenizer_and_model(cfg: RunConfig, train_texts):
     """A preset (tokenizer trained on the training texts) or a local Hugging Face folder."""
-    if os.path.isdir(cfg.model):
+    if is_model_path(cfg.model):  # a folder or a .gguf file
         tok, model = load_pretrained(cfg.model)
     elif cfg.model in PRESETS:
         tok = build_tokenizer(train_texts, cfg.tokenizer_vocab)
@@ -79,7 +78,7 @@ def prepare(cfg: RunConfig):
     """``(tokenizer, model, PreparedData)``; raises ``DataError`` before any output exists."""
     if not cfg.data:
         raise ValueError("no training data: pass --data FILE [FILE ...]")
-    if not os.path.isdir(cfg.model) and cfg.model not in PRESETS:
+    if not is_model_path(cfg.model) and cfg.model not in PRESETS:
         raise ValueError(
             f"--model {cfg.model!r} is neither a folder nor a preset; presets: {', '.join(PRESETS)}"
         )

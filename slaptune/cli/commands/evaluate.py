@@ -31,12 +31,11 @@ def add_parser(sub, name):
 def run(args) -> int:
     from ...data.io import load_examples
     from ...data.tokenize import ensure_chat_template, tokenize_examples
-    from ...models.load import load_pretrained
+    from ...models.load import check_model_path, load_pretrained
     from ...pipeline.evaluate import evaluate
     from ...pipeline.prepare import DataError
 
-    if not os.path.isdir(args.model):
-        raise FileNotFoundError(f"{args.model}: not a model folder")
+    check_model_path(args.model)  # a folder or a .gguf file
     examples, problems = load_examples(
         args.data,
         args.data_format,
