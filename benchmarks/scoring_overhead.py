@@ -19,6 +19,8 @@ per-repeat ratios:
 
     python benchmarks/scoring_overhead.py --model runs/models/smollm2-135m-instruct \
         --batch 4 --seq 128 --repeats 3
+    python benchmarks/scoring_overhead.py --model runs/models/smollm2-135m-instruct \
+        --lora-step --repeats 2     # CPU s per token of a LoRA step: sizes the realistic suite
 
 Target: sketch <= 10% of the forward at 20M with kv = kd = 64.
 """
@@ -255,6 +257,45 @@ def measure_model(a) -> None:
         print(f"| {name} | {v:.3f} | {lora['ratio'][k]:.3f} (of the LoRA forward) |")
 
 
+def measure_lora_step(a) -> None:
+    """CPU seconds per token of a LoRA training step (AdamW) and of a no-grad forward, one
+    thread, batch 8 x 64 and 8 x 128: what sizes the realistic suite."""
+    from peft import LoraConfig, get_peft_model
+
+    from slaptune.models.load import load_pretrained
+
+    torch.set_num_threads(1)
+    _, model = load_pretrained(a.model)
+    cfg = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM")
+    model = get_peft_model(model, cfg)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    g = torch.Generator().manual_seed(0)
+    print("| batch | LoRA r 16 training step | no-grad forward |")
+    print("|---|---|---|")
+    for seq in (64, 128):
+        ids = torch.randint(3, model.config.vocab_size, (8, seq), generator=g)
+        labels = ids.clone()
+        labels[:, : seq // 3] = -100
+
+        def step(ids=ids, labels=labels):
+            model.train()
+            model(input_ids=ids, labels=labels).loss.backward()
+            opt.step()
+            opt.zero_grad()
+
+        def forward(ids=ids):
+            model.eval()
+            with torch.no_grad():
+                model(input_ids=ids)
+
+        t = interleaved({"forward": forward, "step": step}, a.repeats)["seconds"]
+        per = {k: 1000 * v / (8 * seq) for k, v in t.items()}
+        print(
+            f"| 8 x {seq} | {t['step']:.2f} CPU s ({per['step']:.1f} ms/token) | "
+            f"{t['forward']:.2f} CPU s ({per['forward']:.1f} ms/token) |"
+        )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--sizes", default="1m,5m,20m")
@@ -264,7 +305,13 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--model", default=None, help="a model folder or .gguf: the real-model table")
     p.add_argument("--no-lora", action="store_true", help="--model: skip the LoRA rows")
+    p.add_argument(
+        "--lora-step", action="store_true", help="--model: LoRA training step cost per token"
+    )
     a = p.parse_args()
+    if a.model and a.lora_step:
+        measure_lora_step(a)
+        return
     if a.model:
         measure_model(a)
         return
