@@ -4,6 +4,7 @@
     python benchmarks/run_suite.py --suite quick          # <= 15 min on 2 CPU cores
     python benchmarks/run_suite.py --suite full           # the replication (hours)
     python benchmarks/run_suite.py --suite quick --model glm-1m   # a second architecture
+    python benchmarks/run_suite.py --suite realistic --smoke      # end-to-end check, minutes
 
 Outputs: ``<out>/<task>/report.md`` with plots, and ``<out>/summary.md`` across tasks.
 """
@@ -31,8 +32,11 @@ def fill(value, data: str, models: str):
     return value
 
 
-def ensure_inputs(data_root: str, data: str, models: str, tasks: list[str]) -> None:
-    """Prepare the splits of any task not prepared yet, and convert stories260K once."""
+def ensure_inputs(
+    data_root: str, data: str, models: str, tasks: list[str], model: str | None = None
+) -> None:
+    """Prepare the splits of any task not prepared yet, and convert stories260K once (or fetch
+    and convert the suite's ``prepare_model``, e.g. smollm2-135m-instruct, once)."""
     missing = [t for t in tasks if not os.path.exists(os.path.join(data, t, "test.jsonl"))]
     if missing:
         subprocess.run(
@@ -48,6 +52,12 @@ def ensure_inputs(data_root: str, data: str, models: str, tasks: list[str]) -> N
             ],
             check=True,
         )
+    if model:
+        if not os.path.exists(os.path.join(models, model, "config.json")):
+            script = os.path.join(HERE, "prepare_model.py")
+            out = os.path.join(models, model)
+            subprocess.run([sys.executable, script, model, "--out", out], check=True)
+        return
     stories = os.path.join(models, "stories260K")
     if not os.path.exists(stories):
         src = os.path.join(data_root, "tinyllamas-stories260K")
@@ -82,6 +92,12 @@ def main() -> None:
         default=None,
         help="torch threads; 1 lets two suite processes share 2 cores (~1.5x throughput here)",
     )
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="end-to-end check in minutes: 16 examples per task, full / slap fresh / slap reuse "
+        "at keep 0.5, seed 0, 4 generations, eval split off the training data",
+    )
     a = p.parse_args()
     if a.threads:
         import torch
@@ -89,12 +105,16 @@ def main() -> None:
         torch.set_num_threads(a.threads)
     path = a.suite if a.suite.endswith(".yaml") else os.path.join(HERE, "suites", f"{a.suite}.yaml")
     name = os.path.splitext(os.path.basename(path))[0]
+    if a.smoke:
+        name += "-smoke"
     out = a.out or os.path.join("runs", f"suite-{name}" + (f"-{a.model}" if a.model else ""))
     data, models = os.path.join("runs", "data"), os.path.join("runs", "models")
     with open(path) as f:
         suite = fill(yaml.safe_load(f), data, models)
+    if a.smoke:
+        suite = smoke(suite)
     chosen = [t for t in suite["tasks"] if a.tasks == "all" or t in a.tasks.split(",")]
-    ensure_inputs(a.data_root, data, models, chosen)
+    ensure_inputs(a.data_root, data, models, chosen, suite.get("prepare_model"))
     t0 = time.perf_counter()
     for task in chosen:
         opts = dict(suite["tasks"][task])
@@ -122,6 +142,22 @@ def main() -> None:
             f.write(f"{before + time.perf_counter() - started:.0f}\n")
     print(f"this process: {time.perf_counter() - t0:.0f} s")
     write_summary(out, name, list(suite["tasks"]))
+
+
+def smoke(suite: dict) -> dict:
+    """The same suite cut to a few minutes: tiny data, three cells, few generations."""
+    small = {"max_train_examples": 16, "eval_size": 8, "eval_generate": 4, "max_new_tokens": 8}
+    tasks = {}
+    for name, opts in suite["tasks"].items():
+        opts = {k: v for k, v in opts.items() if k not in ("grid", "extra", "eval_data")}
+        tasks[name] = {**opts, **small}
+    return {
+        **suite,
+        "common": {**suite["common"], **small},
+        "tasks": tasks,
+        "grid": {"method": ["full", "slap"], "keep_ratio": [0.5], "seed": [0]},
+        "extra": [{"method": "slap", "scoring": "reuse", "keep_ratio": 0.5, "seed": 0}],
+    }
 
 
 def write_summary(out: str, name: str, tasks: list[str]) -> None:

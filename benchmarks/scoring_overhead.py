@@ -9,6 +9,19 @@ the sketch's own share is the difference to the loss alone. Median of repeats.
     python benchmarks/scoring_overhead.py                 # the table in docs/results.md
     python benchmarks/scoring_overhead.py --sizes 5m --repeats 3
 
+With ``--model FOLDER`` (a real model, e.g. SmolLM2-135M-Instruct from
+``benchmarks/prepare_model.py``): the same cells at kv = kd = 64 with rank-1 Adam
+preconditioning, the sketch's parts, and the LoRA feature source (PEFT all-linear r 8, features
+of the last LoRA module) against the LoRA model's own no-grad forward. On one torch thread,
+timed in process CPU seconds (not wall clock: on a shared machine the wall clock measures the
+neighbours), interleaved (forward, then each signal, per repeat); each ratio is the median of
+per-repeat ratios:
+
+    python benchmarks/scoring_overhead.py --model runs/models/smollm2-135m-instruct \
+        --batch 4 --seq 128 --repeats 3
+    python benchmarks/scoring_overhead.py --model runs/models/smollm2-135m-instruct \
+        --lora-step --repeats 2     # CPU s per token of a LoRA step: sizes the realistic suite
+
 Target: sketch <= 10% of the forward at 20M with kv = kd = 64.
 """
 
@@ -68,6 +81,221 @@ def measure(size: str, a) -> str:
     return f"| {size} | {params:.2f} | {fwd:.3f} | " + " | ".join(cells) + " |"
 
 
+def interleaved(fns: dict, repeats: int, clock=time.process_time) -> dict:
+    """Median seconds of each function, and median per-repeat ratio to ``fns['forward']``."""
+    for fn in fns.values():
+        fn()  # warm-up
+    times = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t0 = clock()
+            fn()
+            times[k].append(clock() - t0)
+    out = {k: statistics.median(v) for k, v in times.items()}
+    fwd = times["forward"]
+    ratios = {k: statistics.median(t / f for t, f in zip(v, fwd)) for k, v in times.items()}
+    return {"seconds": out, "ratio": ratios}
+
+
+class FusedSketch:
+    """A proposed ``HeadGradientSketch.with_losses`` (same outputs, checked below) that is
+    cheaper at a large vocabulary; the change belongs in ``slaptune/score/head.py``:
+
+    1. one exponential pass over V instead of two: with ``m = max z`` and ``e = exp(z - m)``,
+       ``loss = m + log(sum e) - z_y`` and ``p @ R_V = (e @ R_V) / sum e`` (today:
+       ``logsumexp`` and then ``exp(z - lse)``, each a pass of V exponentials per token);
+    2. the rank-1 Adam factors (two means over the V x d second moment, plus a clamped copy of
+       it) computed once per optimizer step, not once per micro-batch: the moment only changes
+       at the step, and fresh scoring calls the sketch on every micro-batch of the window;
+       the clamp is applied to the means rather than to a V x d copy.
+    """
+
+    def __init__(self, sketch: HeadGradientSketch):
+        self.sk, self._key, self._proj = sketch, None, None
+
+    def projections(self, second, eps: float = 1e-8):
+        key = (id(second), second._version)
+        if key != self._key:  # the engine would key this on the optimizer step
+            v = second.float()
+            m = v.mean().clamp(min=eps * eps).sqrt()
+            a = (v.mean(1) / m).clamp(min=eps * eps).rsqrt()
+            b = (v.mean(0) / m).clamp(min=eps * eps).rsqrt()
+            self._key = key
+            self._proj = (a[:, None] * self.sk.r_vocab, b[:, None] * self.sk.r_hidden)
+        return self._proj
+
+    @torch.no_grad()
+    def with_losses(self, logits, hidden, labels, second, chunk_tokens: int = 4096):
+        from slaptune.score.loss import shift_for_next_token
+
+        rv, rd = self.projections(second)
+        z, y = shift_for_next_token(logits, labels)
+        mask = y != -100
+        n_tok = mask.sum(1)
+        counts = n_tok.clamp(min=1).to(torch.float32)[:, None]
+        zs, ys = z[mask], y[mask]
+        a_sup = torch.empty(ys.numel(), self.sk.kv)
+        nll = torch.empty(ys.numel())
+        for s in range(0, ys.numel(), chunk_tokens):
+            sl = slice(s, s + chunk_tokens)
+            zc = zs[sl].float()
+            zy = zc.gather(1, ys[sl, None])
+            mx = zc.amax(-1, keepdim=True)
+            e = zc.sub_(mx).exp_()  # zs is a fresh copy (boolean index): safe in place
+            tot = e.sum(-1, keepdim=True)
+            nll[sl] = (mx + tot.log() - zy).squeeze(1)
+            a_sup[sl] = (e @ rv) / tot - rv[ys[sl]]
+        a = torch.zeros(*y.shape, self.sk.kv)
+        a[mask] = a_sup
+        a = a / counts[:, :, None]
+        b = hidden[:, :-1].float() @ rd
+        feats = torch.bmm(a.transpose(1, 2), b).reshape(logits.shape[0], -1)
+        sums = torch.zeros(logits.shape[0])
+        sums.index_add_(0, mask.nonzero()[:, 0], nll)
+        valid = n_tok > 0
+        return feats, torch.where(valid, sums / counts[:, 0], torch.zeros_like(sums)), valid
+
+
+def measure_model(a) -> None:
+    """The real-model table: head sketch and LoRA features as shares of the scoring forward."""
+    from slaptune.models.load import load_pretrained
+    from slaptune.score import LoraGradientSketch, rank1_inverse_sqrt
+    from slaptune.score.loss import shift_for_next_token
+
+    torch.set_num_threads(1)  # CPU time of one thread: what the op costs, whatever the load
+    _, model = load_pretrained(a.model)
+    model.eval()
+    vocab = model.config.vocab_size
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(3, vocab, (a.batch, a.seq), generator=g)
+    labels = ids.clone()
+    labels[:, : a.seq // 4] = -100
+    store = {}
+
+    def forward(m=model):
+        with torch.no_grad(), capture_head_input(output_layer(m)) as s:
+            store["logits"] = m(input_ids=ids, use_cache=False).logits
+            store["hidden"] = s["hidden"]
+
+    forward()
+    logits, hidden = store["logits"], store["hidden"]
+    d = hidden.shape[-1]
+    second = torch.rand(vocab, d) + 0.1  # stands in for Adam's second moment (V x d)
+    sk = HeadGradientSketch(vocab, d, 64, 64)
+    z, y = shift_for_next_token(logits, labels)
+    zs = z[y != -100]
+    probs = torch.softmax(zs.float(), -1)
+    fused = FusedSketch(sk)
+    want, got = (
+        sk.with_losses(logits, hidden, labels, second),
+        fused.with_losses(logits, hidden, labels, second),
+    )
+    for w, g_ in zip(want, got):  # the proposal computes the same features and losses
+        torch.testing.assert_close(g_, w, rtol=1e-4, atol=1e-5)
+
+    def fused_uncached():
+        fused._key = None
+        fused.with_losses(logits, hidden, labels, second)
+
+    head = interleaved(
+        {
+            "forward": forward,
+            "loss": lambda: example_losses(logits, labels),
+            "loss + sketch (identity)": lambda: sk.with_losses(
+                logits, hidden, labels, None, precondition="none"
+            ),
+            "loss + sketch (rank-1 Adam)": lambda: sk.with_losses(logits, hidden, labels, second),
+            "proposed: one exp pass, factors per micro-batch": fused_uncached,
+            "proposed: one exp pass, factors once per step": lambda: fused.with_losses(
+                logits, hidden, labels, second
+            ),
+            "part: rank-1 factors of V x d": lambda: rank1_inverse_sqrt(second),
+            "part: logsumexp over V, fp32": lambda: torch.logsumexp(zs.float(), -1),
+            "part: p @ R_V (V x 64)": lambda: probs @ sk.r_vocab,
+        },
+        a.repeats,
+    )
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    n_sup = int((labels[:, 1:] != -100).sum())
+    print(
+        f"model {a.model}: {params:.1f}M parameters, vocabulary {vocab}, batch {a.batch} x "
+        f"{a.seq} ({n_sup} supervised tokens), torch threads {torch.get_num_threads()}, "
+        f"{a.repeats} interleaved repeats, process CPU seconds"
+    )
+    print(
+        f"output layer: {2 * vocab * d / 1e6:.1f} of {2 * params:.0f} MFLOP per token in the "
+        f"forward ({vocab * d / (params * 1e6):.3f}); a gradient back through it costs as much"
+    )
+    print("| signal | CPU seconds (median) | share of the scoring forward |")
+    print("|---|---|---|")
+    for k, v in head["seconds"].items():
+        print(f"| {k} | {v:.3f} | {head['ratio'][k]:.3f} |")
+    if a.no_lora:
+        return
+    from peft import LoraConfig, get_peft_model
+
+    lora_model = get_peft_model(
+        model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM")
+    ).eval()
+    lsk = LoraGradientSketch(k=64, last=1)
+
+    def lora_forward():
+        with torch.no_grad():
+            lora_model(input_ids=ids, use_cache=False)
+
+    lora = interleaved(
+        {
+            "forward": lora_forward,
+            "LoRA features (last module, k 64)": lambda: lsk(
+                lora_model, {"input_ids": ids}, labels
+            ),
+        },
+        a.repeats,
+    )
+    for k, v in lora["seconds"].items():
+        name = "LoRA model: no-grad forward" if k == "forward" else k
+        print(f"| {name} | {v:.3f} | {lora['ratio'][k]:.3f} (of the LoRA forward) |")
+
+
+def measure_lora_step(a) -> None:
+    """CPU seconds per token of a LoRA training step (AdamW) and of a no-grad forward, one
+    thread, batch 8 x 64 and 8 x 128: what sizes the realistic suite."""
+    from peft import LoraConfig, get_peft_model
+
+    from slaptune.models.load import load_pretrained
+
+    torch.set_num_threads(1)
+    _, model = load_pretrained(a.model)
+    cfg = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM")
+    model = get_peft_model(model, cfg)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    g = torch.Generator().manual_seed(0)
+    print("| batch | LoRA r 16 training step | no-grad forward |")
+    print("|---|---|---|")
+    for seq in (64, 128):
+        ids = torch.randint(3, model.config.vocab_size, (8, seq), generator=g)
+        labels = ids.clone()
+        labels[:, : seq // 3] = -100
+
+        def step(ids=ids, labels=labels):
+            model.train()
+            model(input_ids=ids, labels=labels).loss.backward()
+            opt.step()
+            opt.zero_grad()
+
+        def forward(ids=ids):
+            model.eval()
+            with torch.no_grad():
+                model(input_ids=ids)
+
+        t = interleaved({"forward": forward, "step": step}, a.repeats)["seconds"]
+        per = {k: 1000 * v / (8 * seq) for k, v in t.items()}
+        print(
+            f"| 8 x {seq} | {t['step']:.2f} CPU s ({per['step']:.1f} ms/token) | "
+            f"{t['forward']:.2f} CPU s ({per['forward']:.1f} ms/token) |"
+        )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--sizes", default="1m,5m,20m")
@@ -75,7 +303,18 @@ def main() -> None:
     p.add_argument("--seq", type=int, default=256)
     p.add_argument("--vocab", type=int, default=8192)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--model", default=None, help="a model folder or .gguf: the real-model table")
+    p.add_argument("--no-lora", action="store_true", help="--model: skip the LoRA rows")
+    p.add_argument(
+        "--lora-step", action="store_true", help="--model: LoRA training step cost per token"
+    )
     a = p.parse_args()
+    if a.model and a.lora_step:
+        measure_lora_step(a)
+        return
+    if a.model:
+        measure_model(a)
+        return
     print(
         f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {a.batch} x "
         f"{a.seq}, vocab {a.vocab}. Cells: time / forward; sketch cells are loss + sketch in "

@@ -16,11 +16,38 @@ import struct
 import numpy as np
 import torch
 
+from .load import writing_folder
+
 HEADER = ("dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len")
+
+
+def _check_file(path: str, what: str) -> None:
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a folder; give the llama2.c {what} file itself")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such file")
+
+
+def check_header(path: str, h: dict) -> None:
+    """One-line ``ValueError`` for a header no llama2.c model has (a zero head count would
+    otherwise divide by zero, a negative size reshape garbage)."""
+    bad = [k for k in HEADER if h[k] <= 0]
+    if bad:
+        raise ValueError(
+            f"{path}: header field(s) {', '.join(bad)} not positive in {h}; "
+            "not a llama2.c version-0 checkpoint?"
+        )
+    d, nh, nkv = h["dim"], h["n_heads"], h["n_kv_heads"]
+    if d % nh or (d // nh) % 2 or nh % nkv:
+        raise ValueError(
+            f"{path}: dim {d}, n_heads {nh}, n_kv_heads {nkv} do not fit (dim must split into "
+            "n_heads heads of even size, n_heads into groups of n_kv_heads); damaged header?"
+        )
 
 
 def read_checkpoint(path: str):
     """``(header dict, {name: float32 array})`` of a llama2.c version-0 checkpoint."""
+    _check_file(path, "checkpoint")
     with open(path, "rb") as f:
         raw = f.read()
     if len(raw) < 28:
@@ -28,6 +55,7 @@ def read_checkpoint(path: str):
     h = dict(zip(HEADER, struct.unpack("7i", raw[:28])))
     shared = h["vocab_size"] > 0
     h["vocab_size"] = abs(h["vocab_size"])
+    check_header(path, h)
     d, hd, L, nh, nkv, v = (
         h[k] for k in ("dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size")
     )
@@ -114,12 +142,23 @@ def build_model(header: dict, weights: dict):
 
 
 def read_tokenizer(path: str) -> tuple[list[str], list[float]]:
+    """``(pieces, scores)`` of a llama2.c ``tok*.bin``: an int max length, then per token a float
+    score, an int byte count and the bytes."""
+    _check_file(path, "tokenizer")
     with open(path, "rb") as f:
         raw = f.read()
+    if len(raw) < 4:
+        raise ValueError(f"{path}: too short for a llama2.c tokenizer")
     pieces, scores, pos = [], [], 4
     while pos < len(raw):
+        if pos + 8 > len(raw):
+            raise ValueError(f"{path}: ends inside the header of token {len(pieces)}; truncated?")
         score, n = struct.unpack_from("fi", raw, pos)
         pos += 8
+        if n < 0 or pos + n > len(raw):
+            raise ValueError(
+                f"{path}: token {len(pieces)} claims {n} bytes but the file ends; truncated?"
+            )
         pieces.append(raw[pos : pos + n].decode("utf-8", errors="replace"))
         scores.append(score)
         pos += n
@@ -173,21 +212,17 @@ def build_tokenizer(pieces: list[str], scores: list[float]):
 def convert(checkpoint: str, tokenizer: str, out_dir: str) -> str:
     """Write ``out_dir`` (model as safetensors + tokenizer); written to a temporary folder first
     and renamed, so a failure leaves nothing half-written."""
-    for path in (checkpoint, tokenizer):
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path}: no such file")
+    _check_file(checkpoint, "checkpoint")
+    _check_file(tokenizer, "tokenizer")
     header, weights = read_checkpoint(checkpoint)
     pieces, scores = read_tokenizer(tokenizer)
     if len(pieces) != header["vocab_size"]:
         raise ValueError(
             f"{tokenizer} has {len(pieces)} tokens but {checkpoint} expects {header['vocab_size']}"
         )
-    model = build_model(header, weights)
-    tok = build_tokenizer(pieces, scores)
-    tmp = out_dir.rstrip("/") + ".partial"
-    model.save_pretrained(tmp, safe_serialization=True)
-    tok.save_pretrained(tmp)
-    if os.path.exists(out_dir):
-        raise FileExistsError(f"{out_dir} exists; choose a new output folder")
-    os.replace(tmp, out_dir)
+    with writing_folder(out_dir) as tmp:
+        model = build_model(header, weights)
+        tok = build_tokenizer(pieces, scores)
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
     return out_dir

@@ -1,20 +1,26 @@
 """Load a saved causal LM and its tokenizer: one place for every command that reads a model.
 
-Remote code is never run unless the caller asks for it (``trust_remote_code=True``): a model
-folder is data, and transformers would otherwise ask on a terminal and run the folder's Python
-on "y". A name that is not a local folder is tried on the hub only when hub access is on
-(``slaptune --online`` or ``HF_HUB_OFFLINE=0``).
+A model is a folder (config.json + weights), a ``.gguf`` file (dequantized on load, see
+``slaptune.models.gguf``) or, when hub access is on (``slaptune --online`` or
+``HF_HUB_OFFLINE=0``), a hub id. Remote code is never run unless the caller asks for it
+(``trust_remote_code=True``): a model folder is data, and transformers would otherwise ask on a
+terminal and run the folder's Python on "y".
 
 >>> load_pretrained("./no/such/folder")
 Traceback (most recent call last):
 ...
 FileNotFoundError: ./no/such/folder: not a model folder (expected config.json and weights)
+>>> is_model_path("no/such/model.gguf")
+False
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
+import tempfile
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")  # org/name, or a bare name
 
@@ -28,9 +34,20 @@ def is_hub_id(name: str) -> bool:
     return bool(HUB_ID.match(name)) and ".." not in name and not os.path.exists(name)
 
 
+def is_model_path(path: str) -> bool:
+    """True for a folder or an existing ``.gguf`` file: what ``--model`` takes besides presets."""
+    from .gguf import is_gguf_file
+
+    return os.path.isdir(path) or is_gguf_file(path)
+
+
 def check_model_path(path: str) -> str:
-    """``path`` if it is a model folder (or a hub id while hub access is on), else a one-line
-    ``FileNotFoundError`` saying why."""
+    """``path`` if it is a model folder, a .gguf file or (hub access on) a hub id, else a
+    one-line ``FileNotFoundError`` saying why."""
+    from .gguf import is_gguf_file
+
+    if is_gguf_file(path):
+        return path
     if is_hub_id(path):
         if hub_allowed():
             return path
@@ -51,9 +68,13 @@ def check_model_path(path: str) -> str:
 
 
 def load_pretrained(path: str, *, trust_remote_code: bool = False):
-    """``(tokenizer, model)`` from a local folder; the tokenizer gets a pad token if it has
-    none (unk, else eos), so batches can be padded."""
+    """``(tokenizer, model)`` from a local folder or .gguf file; the tokenizer gets a pad token
+    if it has none (unk, else eos), so batches can be padded."""
+    from .gguf import is_gguf_file, load_gguf
+
     check_model_path(path)
+    if is_gguf_file(path):
+        return load_gguf(path)
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     try:
@@ -78,3 +99,40 @@ def ensure_pad_token(tok) -> None:
     """Give ``tok`` a pad token if it has none (unk, else eos); padding is masked out anyway."""
     if tok.pad_token_id is None:
         tok.pad_token = tok.unk_token or tok.eos_token
+
+
+@contextlib.contextmanager
+def writing_folder(out_dir: str):
+    """Yield a fresh temporary folder next to ``out_dir``; renamed to ``out_dir`` when the block
+    succeeds, deleted when it fails. Refuses an existing ``out_dir`` before any work.
+
+    The temporary name is unique (``OUT.partial-XXXX``), so a folder left by a killed run never
+    mixes into a new one.
+
+    >>> import tempfile, os
+    >>> root = tempfile.mkdtemp()
+    >>> with writing_folder(os.path.join(root, "out")) as tmp:
+    ...     open(os.path.join(tmp, "a.txt"), "w").close()
+    >>> os.listdir(root), os.listdir(os.path.join(root, "out"))
+    (['out'], ['a.txt'])
+    """
+    out_dir = out_dir.rstrip("/") or out_dir
+    if os.path.exists(out_dir):
+        raise FileExistsError(f"{out_dir} exists; choose a new output folder")
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(f"{parent}: no such folder for the output {out_dir}")
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"{parent}: not writable; choose another output folder")
+    tmp = tempfile.mkdtemp(prefix=os.path.basename(out_dir) + ".partial-", dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would otherwise stick to the output folder
+    try:
+        yield tmp
+        if os.path.exists(out_dir):
+            raise FileExistsError(f"{out_dir} appeared while converting; choose a new folder")
+        os.rename(tmp, out_dir)
+    finally:
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 from dataclasses import dataclass
 
@@ -10,7 +9,7 @@ from ..data.formats import Example
 from ..data.io import Problem, summarise
 from ..data.sources import DataSource, all_sources, load_sources, mix, parse_sources
 from ..data.tokenize import set_chat_template, tokenize_examples
-from ..models.load import hub_allowed, is_hub_id, load_pretrained
+from ..models.load import hub_allowed, is_hub_id, is_model_path, load_pretrained
 from ..models.presets import PRESETS, build_model, build_tokenizer
 from .run_config import RunConfig
 
@@ -71,7 +70,7 @@ def split_eval(examples, cfg: RunConfig):
 
 def check_model_name(model: str) -> None:
     """A folder, a preset, or (hub access on) a hub id; else one line saying which it is not."""
-    if os.path.isdir(model) or model in PRESETS or (is_hub_id(model) and hub_allowed()):
+    if is_model_path(model) or model in PRESETS or (is_hub_id(model) and hub_allowed()):
         return
     hub = (
         "; hub access is off (HF_HUB_OFFLINE=1): pass --online for a hub id"
@@ -88,7 +87,7 @@ def load_tokenizer_and_model(cfg: RunConfig, train_texts):
     """A preset (tokenizer trained on the training texts), a local Hugging Face folder, or a
     hub id when hub access is on."""
     check_model_name(cfg.model)
-    if cfg.model in PRESETS and not os.path.isdir(cfg.model):
+    if cfg.model in PRESETS and not is_model_path(cfg.model):
         tok = build_tokenizer(train_texts, cfg.tokenizer_vocab)
         model = build_model(cfg.model, len(tok), seed=cfg.seed, max_positions=cfg.max_length)
     else:
