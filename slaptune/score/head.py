@@ -79,8 +79,8 @@ def rank1_inverse_sqrt(second_moment: torch.Tensor, eps: float = 1e-8, floor: fl
     >>> float(a.max()) <= 0.1 ** -0.5 + 1e-6  # mean(v) = 1: the typical factor is 1
     True
     """
-    v = second_moment.float().clamp(min=eps * eps)
-    m = v.mean()
+    v = second_moment.float()  # only its means are needed: no clamped V x d copy
+    m = v.mean().clamp(min=eps * eps)
     lo = max(float(floor) * float(m), eps * eps)
     rows, cols = v.mean(1).clamp(min=lo), v.mean(0).clamp(min=lo)
     return (rows / m.sqrt()).rsqrt(), (cols / m.sqrt()).rsqrt()
@@ -180,10 +180,15 @@ class HeadGradientSketch:
         nll = torch.empty(ys.numel(), device=logits.device)
         for s in range(0, ys.numel(), chunk_tokens):
             sl = slice(s, s + chunk_tokens)
-            zc = zs[sl].float()
-            lse = torch.logsumexp(zc, dim=-1, keepdim=True)
-            nll[sl] = (lse - zc.gather(1, ys[sl, None])).squeeze(1)
-            a_sup[sl] = torch.exp(zc.sub_(lse)) @ rv - rv[ys[sl]]
+            # One exponential pass over the vocabulary serves both the loss and the sketch:
+            # e = exp(z - max z), loss = max + log(sum e) - z_y, softmax @ R_V = (e @ R_V) / sum e.
+            zc = zs[sl].float()  # a copy (boolean index above): safe to change in place
+            zy = zc.gather(1, ys[sl, None])
+            mx = zc.amax(-1, keepdim=True)
+            e = zc.sub_(mx).exp_()
+            tot = e.sum(-1, keepdim=True)
+            nll[sl] = (mx + tot.log() - zy).squeeze(1)
+            a_sup[sl] = (e @ rv) / tot - rv[ys[sl]]
         a = torch.zeros(*y.shape, self.kv, device=logits.device)
         a[mask] = a_sup
         a = a / counts[:, :, None]
