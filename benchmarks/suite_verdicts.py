@@ -17,7 +17,7 @@ import statistics
 import sys
 
 from slaptune.pipeline.bench import read_results
-from slaptune.pipeline.bench_report import aggregate, delta, diff_ci, fmt, md_head, md_row
+from slaptune.pipeline.bench_report import aggregate, delta, diff, fmt, md_head, md_row
 
 FAMILIES = {
     "rolebench": "dialogue",
@@ -94,7 +94,7 @@ def claim_vs_baselines(tasks: dict[str, list[dict]], keeps: list[float]) -> list
                 if base is None:
                     cells.append("-")
                     continue
-                d, h = diff_ci(slap["eval_loss_values"], base["eval_loss_values"])
+                d, h = diff(slap, base)
                 cells.append(delta(slap, base, ref))
                 tally[b][0 if d < -h else 2 if d > h else 1] += 1
             out.append(md_row(cells))
