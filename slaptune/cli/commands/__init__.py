@@ -1,5 +1,5 @@
 """One module per subcommand: ``add_parser(subparsers, name)`` and ``run(args)``."""
 
-from . import bench, check_data, convert, demo, evaluate, generate, train
+from . import bench, check_data, convert, demo, evaluate, generate, judge, train
 
-__all__ = ["bench", "check_data", "convert", "demo", "evaluate", "generate", "train"]
+__all__ = ["bench", "check_data", "convert", "demo", "evaluate", "generate", "judge", "train"]
