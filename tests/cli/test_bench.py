@@ -9,7 +9,7 @@ import pytest
 
 from slaptune.cli.main import main
 from slaptune.pipeline.bench import expand, load_grid
-from slaptune.pipeline.bench_report import diff_ci, mean_ci
+from slaptune.pipeline.bench_report import diff_ci, mean_ci, paired_ci
 from tests.cli.test_commands import qa_records, write_jsonl
 
 GRID = """
@@ -48,6 +48,15 @@ def test_diff_ci_is_the_welch_interval():
     assert d == pytest.approx(0.4) and h != h
 
 
+def test_paired_interval_is_the_t_interval_of_per_seed_differences():
+    d, h, n = paired_ci({0: 2.0, 1: 3.0, 2: 4.5}, {0: 1.0, 1: 2.0, 2: 3.0, 3: 9.0})
+    # differences 1, 1, 1.5 (seed 3 has no pair): sd = 0.2887, t(2) = 4.303
+    assert n == 3 and d == pytest.approx(7 / 6)
+    assert h == pytest.approx(4.3027 * 0.288675 / 3**0.5, rel=1e-3)
+    # Welch on the same numbers is far wider: pairing removes the seed-to-seed spread.
+    assert diff_ci([2.0, 3.0, 4.5], [1.0, 2.0, 3.0])[1] > 3 * h
+
+
 def test_cells_that_differ_only_in_ignored_settings_run_once(tmp_path):
     path = tmp_path / "g.yaml"
     path.write_text(
@@ -74,15 +83,33 @@ def test_bench_runs_a_grid_and_resumes_cell_by_cell(tmp_path):
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     assert len(rows) == 2 + 2 + 2 + 2 + 1  # full and each method x 2 seeds, + slap reuse
     assert all(r["eval_loss"] and r["flops_total"] and r["wall_clock_s"] for r in rows)
+    # Seeds are replicates: the run seed is the selection seed too.
+    assert all(r["config"]["selection_seed"] == r["cell"]["seed"] for r in rows)
+    # Every cell has an eval curve from the base model (0) to its end, best and final points,
+    # and eval loss by difficulty third, the thirds fixed once per eval set.
+    for r in rows:
+        assert r["eval_curve"][0]["flops_fraction"] == 0.0 and len(r["eval_curve"]) >= 3
+        assert r["final"]["eval_loss"] == pytest.approx(r["eval_loss"], abs=1e-3)
+        assert r["eval_loss_best"] <= r["final"]["eval_loss"]
+        assert set(r["eval_loss_terciles"]) == {"easy", "middle", "hard"}
+        assert r["truncated_share_train"] is not None
+    # Cached per eval set: here the eval split is drawn by seed, so one file per seed (a suite
+    # with eval_data has one per task).
+    assert len(list(out.glob("base_terciles_*.json"))) == 2
+    full = next(r for r in rows if r["cell"]["method"] == "full")
+    assert full["final"]["flops_fraction"] == pytest.approx(1.0, abs=1e-3)
     report = (out / "report.md").read_text()
     assert "| slap | 0.5 | 2 |" in report and "| slap reuse | 0.5 | 1 |" in report
     # Every pruned method is set against full data and against the baseline without a
     # selector whose FLOPs are closest (full or random here).
     slap_line = next(x for x in report.splitlines() if x.startswith("| slap | 0.5 |"))
-    vs_full, vs_equal = slap_line.split(" | ")[-6:-4]
-    assert vs_full.startswith(("+", "-")) and "%" in vs_full
+    vs_full, vs_full_flops, vs_random_flops, vs_equal = slap_line.split(" | ")[-8:-4]
+    for cell in (vs_full, vs_full_flops, vs_random_flops):
+        assert cell.startswith(("+", "-")) and "%" in cell
     assert vs_equal.startswith(("full 1: ", "random 0.5: "))
-    for plot in ("quality_vs_compute", "quality_vs_pruning", "kept_loss_distribution", "flops"):
+    plots = ["quality_vs_compute", "quality_vs_pruning", "kept_loss_distribution", "flops"]
+    plots += ["learning_curve_keep0.5", "loss_by_difficulty"]
+    for plot in plots:
         assert (out / "plots" / f"{plot}.png").exists()
     # A second invocation runs nothing again.
     stamp = (out / "results.jsonl").stat().st_mtime_ns
