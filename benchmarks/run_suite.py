@@ -4,13 +4,20 @@
     python benchmarks/run_suite.py --suite quick          # <= 15 min on 2 CPU cores
     python benchmarks/run_suite.py --suite full           # the replication (hours)
     python benchmarks/run_suite.py --suite quick --model glm-1m   # a second architecture
+    python benchmarks/run_suite.py --suite protocol-quick        # the protocol, a few minutes
 
 Outputs: ``<out>/<task>/report.md`` with plots, and ``<out>/summary.md`` across tasks.
+
+A task named ``<task>_<pool>`` (e.g. ``rolebench_filler50``) is a controlled-redundancy pool
+built by ``prepare_data.py --pools`` from ``<task>``'s train split (made here when missing). A
+``max_length: whole95`` is replaced by the length at which >= 95% of the base task's examples
+fit whole (``prepare_data.py --lengths``, cached in ``<data>/lengths.json``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -31,9 +38,20 @@ def fill(value, data: str, models: str):
     return value
 
 
+def base_task(task: str) -> str:
+    """``rolebench_filler50`` -> ``rolebench``: the clean task a pool is built from."""
+    for kind in ("_filler", "_dup", "_noise"):
+        if kind in task:
+            return task[: task.index(kind)]
+    return task
+
+
 def ensure_inputs(data_root: str, data: str, models: str, tasks: list[str]) -> None:
-    """Prepare the splits of any task not prepared yet, and convert stories260K once."""
-    missing = [t for t in tasks if not os.path.exists(os.path.join(data, t, "test.jsonl"))]
+    """Convert stories260K once; prepare the splits, pools and lengths not made yet."""
+    convert_model(data_root, models)
+    stories = os.path.join(models, "stories260K")
+    bases = sorted({base_task(t) for t in tasks})
+    missing = [t for t in bases if not os.path.exists(os.path.join(data, t, "test.jsonl"))]
     if missing:
         subprocess.run(
             [
@@ -48,6 +66,29 @@ def ensure_inputs(data_root: str, data: str, models: str, tasks: list[str]) -> N
             ],
             check=True,
         )
+    pools = sorted(
+        {
+            base_task(t)
+            for t in tasks
+            if t != base_task(t) and not os.path.exists(os.path.join(data, t, "train.jsonl"))
+        }
+    )
+    script = [sys.executable, os.path.join(HERE, "prepare_data.py"), "--out", data]
+    if pools:
+        subprocess.run([*script, "--pools", ",".join(pools), "--model", stories], check=True)
+    lengths = {}
+    path = os.path.join(data, "lengths.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            lengths = json.load(f)
+    todo = [t for t in bases if t not in lengths]
+    if todo:
+        subprocess.run(
+            [*script, "--lengths", "--tasks", ",".join(todo), "--model", stories], check=True
+        )
+
+
+def convert_model(data_root: str, models: str) -> None:
     stories = os.path.join(models, "stories260K")
     if not os.path.exists(stories):
         src = os.path.join(data_root, "tinyllamas-stories260K")
@@ -100,13 +141,17 @@ def main() -> None:
         opts = dict(suite["tasks"][task])
         # A task may narrow the grid (e.g. a costly task runs one keep ratio).
         grid, extra = opts.pop("grid", suite["grid"]), opts.pop("extra", suite.get("extra", []))
+        eval_every = {"eval_every": suite["eval_every"]} if "eval_every" in suite else {}
         base = {**suite["common"], **opts, **({"model": a.model} if a.model else {})}
+        if base.get("max_length") == "whole95":
+            with open(os.path.join(data, "lengths.json")) as f:
+                base["max_length"] = json.load(f)[base_task(task)]["whole95"]
         folder = os.path.join(out, task)
         os.makedirs(folder, exist_ok=True)
         grid_file = os.path.join(folder, "grid.yaml")
         with open(grid_file, "w") as f:
             yaml.safe_dump(
-                {"base": base, "grid": grid, "extra": extra},
+                {"base": base, "grid": grid, "extra": extra, **eval_every},
                 f,
                 sort_keys=False,
             )

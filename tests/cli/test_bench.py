@@ -127,3 +127,67 @@ def test_bench_runs_a_grid_and_resumes_cell_by_cell(tmp_path):
     claim1 = verdicts.split("#### Claim 1")[1].splitlines()
     assert any(x.startswith("| nq_open | ") and "%" in x for x in claim1)
     assert "| random | " in verdicts.split("#### Claim 2")[1]
+
+
+def load_script(name):
+    import importlib.util
+
+    path = Path(__file__).parents[2] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def clean_records(n, fmt):
+    if fmt == "qa":
+        return [{"question": f"q{i}?", "answer": f"answer {i}"} for i in range(n)]
+    return [
+        {
+            "messages": [
+                {"role": "system", "content": "You are X."},
+                {"role": "user", "content": f"q{i}?"},
+                {"role": "assistant", "content": f"answer {i}"},
+            ]
+        }
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["qa", "messages"])
+def test_redundancy_pools_have_the_documented_make_up(fmt):
+    prep = load_script("prepare_data")
+    clean = clean_records(300, fmt)
+    filler = [(f"Tell me a story about {i}.", f"Once upon a time {i}.") for i in range(100)]
+    ask, ans = prep._prompt_of, prep._answer_of
+    pool = prep.build_pool("filler50", clean, 200, seed=3, filler=filler)
+    assert len(pool) == 200 and sum(r["pool"] == "filler" for r in pool) == 100
+    assert pool == prep.build_pool("filler50", clean, 200, seed=3, filler=filler)  # seeded
+    assert pool != prep.build_pool("filler50", clean, 200, seed=4, filler=filler)
+    assert (
+        sum(r["pool"] == "filler" for r in prep.build_pool("filler25", clean, 200, 3, filler)) == 50
+    )
+    dup = prep.build_pool("dup50", clean, 200, seed=3)
+    unique = {ask(r): ans(r) for r in dup if r["pool"] == "clean"}
+    assert len(unique) == 100
+    copies = [r for r in dup if r["pool"] == "duplicate"]
+    assert len(copies) == 50 and all(unique[ask(r)] == ans(r) for r in copies)
+    reworded = [r for r in dup if r["pool"] == "reworded"]
+    assert len(reworded) == 50
+    for r in reworded:  # a new prompt around an original one, with that one's answer
+        original = next(q for q in unique if q in ask(r))
+        assert ask(r) != original and unique[original] == ans(r)
+    noisy = prep.build_pool("noise20", clean, 200, seed=3)
+    swapped = [r for r in noisy if r["pool"] == "noisy"]
+    assert len(swapped) == 40
+    # Every swapped answer belongs to another example of the pool (none keeps its own).
+    assert all(ans(r) != f"answer {ask(r)[1:-1]}" for r in swapped)
+    # Swapped, not invented: the pool still holds 200 distinct answers of its examples.
+    assert len({ans(r) for r in noisy}) == 200
+
+
+def test_suite_task_names_map_to_their_clean_task():
+    suite = load_script("run_suite")
+    assert suite.base_task("rolebench_filler50") == "rolebench"
+    assert suite.base_task("nq_open_noise10") == "nq_open"
+    assert suite.base_task("topical_chat") == "topical_chat"
