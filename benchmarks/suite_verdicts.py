@@ -6,7 +6,9 @@ Every number is computed here from the per-run results (nothing typed in by hand
 compact table (quality, and samples / tokens / FLOPs / wall-clock against full data), then one
 table per claim: SLAP vs full data at each keep ratio, SLAP vs every baseline at the same keep
 ratio, the effect of K, and the compute spent. Differences are in % of full data's eval loss
-(negative = better) with a 95% Welch interval over seeds; ``*`` marks an interval excluding 0.
+(negative = better) with a 95% t-interval of the differences paired by seed (Welch where fewer
+than 2 seeds pair); ``*`` marks an interval excluding 0. The equal-compute table reads both
+runs' eval curves at the FLOPs where the cheaper one ended.
 """
 
 from __future__ import annotations
@@ -17,7 +19,17 @@ import statistics
 import sys
 
 from slaptune.pipeline.bench import read_results
-from slaptune.pipeline.bench_report import aggregate, delta, diff, fmt, md_head, md_row
+from slaptune.pipeline.bench_report import (
+    aggregate,
+    delta,
+    diff,
+    equal_flops,
+    fmt,
+    md_head,
+    md_row,
+    paired_ci,
+    relative,
+)
 
 FAMILIES = {
     "rolebench": "dialogue",
@@ -27,6 +39,24 @@ FAMILIES = {
     "gsm8k": "QA (math)",
     "character_llm": "role-play (multi-turn)",
 }
+POOLS = {
+    "filler25": "25% already-known filler",
+    "filler50": "50% already-known filler",
+    "dup50": "50% near-duplicates",
+    "noise10": "10% swapped answers",
+    "noise20": "20% swapped answers",
+}
+
+
+def family(task: str) -> str:
+    """A task's family; a redundancy pool's make-up (``rolebench_filler50``)."""
+    for kind, what in POOLS.items():
+        if task.endswith("_" + kind):
+            base = task[: -len(kind) - 1]
+            return f"{FAMILIES.get(base, base)} pool: {what}, eval on clean {base}"
+    return FAMILIES.get(task, task)
+
+
 METRICS = ("dialogue/rougeL", "translation/chrf", "qa/token_f1", "math/final_answer_accuracy")
 BASELINES = ("random", "hard", "ccs", "infobatch", "kcenter", "selective_backprop")
 
@@ -49,7 +79,7 @@ def task_table(task: str, rows: list[dict]) -> list[str]:
     metric = primary_metric(rows)
     head = ["method", "keep", "seeds", "eval loss", metric or "metric", "Δ loss vs full"]
     head += ["samples / full", "tokens / full", "FLOPs / full", "wall / full"]
-    out = [f"#### {task} ({FAMILIES.get(task, task)})", "", *md_head(head)]
+    out = [f"#### {task} ({family(task)})", "", *md_head(head)]
     for a in agg:
         vs_full = "-" if a is full else delta(a, full, full["eval_loss"][0])
         cells = [a["label"], f"{a['keep']:g}", str(a["seeds"]), fmt(a["eval_loss"])]
@@ -100,6 +130,37 @@ def claim_vs_baselines(tasks: dict[str, list[dict]], keeps: list[float]) -> list
             out.append(md_row(cells))
     out += ["", *md_head(["baseline", "SLAP better", "no difference", "SLAP worse"])]
     out += [md_row([b, *map(str, t)]) for b, t in tally.items()]
+    return out + [""]
+
+
+def claim_equal_flops(tasks: dict[str, list[dict]]) -> list[str]:
+    """Every pruned method vs full data and vs random (same keep) at equal FLOPs, from the
+    eval curves, paired by seed; and on the hardest third of eval examples vs full at the end."""
+    head = ["task", "method", "keep", "seeds", "vs full @ equal FLOPs", "vs random @ equal FLOPs"]
+    head += ["hard third vs full (end)", "FLOPs / full"]
+    out = md_head(head)
+    for task, rows in tasks.items():
+        agg = aggregate(rows)
+        full = find(agg, "full", 1.0)
+        if full is None:
+            continue
+        ref = full["eval_loss"][0]
+        for a in agg:
+            if a is full or a["label"].startswith("slap K="):
+                continue
+            rand = find(agg, "random", a["keep"])
+            vs_rand = "-" if rand is None or rand is a else relative(equal_flops(a, rand), ref)
+            hard = {
+                s: (r.get("eval_loss_terciles") or {}).get("hard") for s, r in a["runs"].items()
+            }
+            base = {
+                s: (r.get("eval_loss_terciles") or {}).get("hard") for s, r in full["runs"].items()
+            }
+            d, h, n = paired_ci(hard, base)
+            cells = [task, a["label"], f"{a['keep']:g}", str(a["seeds"])]
+            cells += [relative(equal_flops(a, full), ref), vs_rand]
+            cells += [relative((d, h), ref) if n else "-", ratio(a, full, "flops_total")]
+            out.append(md_row(cells))
     return out + [""]
 
 
@@ -173,6 +234,8 @@ def main() -> None:
     print("\n".join(claim_vs_full(tasks, [0.7], ("slap reuse", "selective_backprop reuse"))))
     print("#### Claim 2: SLAP vs each baseline at the same keep ratio (negative = SLAP better)\n")
     print("\n".join(claim_vs_baselines(tasks, keeps)))
+    print("#### At equal compute (eval curves; paired by seed, % of full data's loss)\n")
+    print("\n".join(claim_equal_flops(tasks)))
     print("#### Claim 3: effect of the number of strata K (eval loss)\n")
     print("\n".join(claim_strata(tasks)))
     print("#### Compute vs full data (median over tasks)\n")
