@@ -11,7 +11,9 @@ Outputs: ``<out>/<task>/report.md`` with plots, and ``<out>/summary.md`` across 
 A task named ``<task>_<pool>`` (e.g. ``rolebench_filler50``) is a controlled-redundancy pool
 built by ``prepare_data.py --pools`` from ``<task>``'s train split (made here when missing). A
 ``max_length: whole95`` is replaced by the length at which >= 95% of the base task's examples
-fit whole (``prepare_data.py --lengths``, cached in ``<data>/lengths.json``).
+fit whole (``prepare_data.py --lengths``, cached in ``<data>/lengths.json``). A suite's top-level
+``eval_examples: N`` evaluates on the first N examples of each task's eval file (quick suites);
+``eval_every`` is passed to the bench (eval-curve spacing).
 """
 
 from __future__ import annotations
@@ -88,6 +90,35 @@ def ensure_inputs(data_root: str, data: str, models: str, tasks: list[str]) -> N
         )
 
 
+def task_spec(suite: dict, task: str, out: str, lengths: dict, model: str | None) -> dict:
+    """The bench grid (base, grid, extra, eval_every) of one suite task."""
+    opts = dict(suite["tasks"][task])
+    # A task may narrow the grid (e.g. a costly task runs one keep ratio).
+    grid, extra = opts.pop("grid", suite["grid"]), opts.pop("extra", suite.get("extra", []))
+    base = {**suite["common"], **opts, **({"model": model} if model else {})}
+    if suite.get("eval_examples"):  # the first N eval examples (a quick suite's budget)
+        base["eval_data"] = [head_copy(base["eval_data"], suite["eval_examples"], out, task)]
+    if base.get("max_length") == "whole95":
+        base["max_length"] = lengths[base_task(task)]["whole95"]
+    spec = {"base": base, "grid": grid, "extra": extra}
+    if "eval_every" in suite:
+        spec["eval_every"] = suite["eval_every"]
+    return spec
+
+
+def head_copy(paths: list[str], n: int, out: str, task: str) -> str:
+    """The first ``n`` lines of ``paths`` as one JSONL file under ``out/task``."""
+    lines = []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            lines += [x for x in f if x.strip()]
+    target = os.path.join(out, task, f"eval_first{n}.jsonl")
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    with open(target, "w", encoding="utf-8") as f:
+        f.writelines(lines[:n])
+    return target
+
+
 def convert_model(data_root: str, models: str) -> None:
     stories = os.path.join(models, "stories260K")
     if not os.path.exists(stories):
@@ -138,20 +169,17 @@ def main() -> None:
     ensure_inputs(a.data_root, data, models, chosen)
     t0 = time.perf_counter()
     for task in chosen:
-        opts = dict(suite["tasks"][task])
-        # A task may narrow the grid (e.g. a costly task runs one keep ratio).
-        grid, extra = opts.pop("grid", suite["grid"]), opts.pop("extra", suite.get("extra", []))
-        eval_every = {"eval_every": suite["eval_every"]} if "eval_every" in suite else {}
-        base = {**suite["common"], **opts, **({"model": a.model} if a.model else {})}
-        if base.get("max_length") == "whole95":
+        lengths = {}
+        if os.path.exists(os.path.join(data, "lengths.json")):
             with open(os.path.join(data, "lengths.json")) as f:
-                base["max_length"] = json.load(f)[base_task(task)]["whole95"]
+                lengths = json.load(f)
+        spec = task_spec(suite, task, out, lengths, a.model)
         folder = os.path.join(out, task)
         os.makedirs(folder, exist_ok=True)
         grid_file = os.path.join(folder, "grid.yaml")
         with open(grid_file, "w") as f:
             yaml.safe_dump(
-                {"base": base, "grid": grid, "extra": extra, **eval_every},
+                spec,
                 f,
                 sort_keys=False,
             )

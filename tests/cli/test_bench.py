@@ -191,3 +191,31 @@ def test_suite_task_names_map_to_their_clean_task():
     assert suite.base_task("rolebench_filler50") == "rolebench"
     assert suite.base_task("nq_open_noise10") == "nq_open"
     assert suite.base_task("topical_chat") == "topical_chat"
+
+
+@pytest.mark.parametrize("name, cells", [("protocol", 852), ("protocol-quick", 16)])
+def test_protocol_suites_expand_to_valid_cells(name, cells, tmp_path):
+    """Every cell of the protocol suites is a valid run config, seeded selection included."""
+    import yaml
+
+    from slaptune.pipeline.bench import cell_options
+    from slaptune.pipeline.run_config import RunConfig
+
+    suite_mod = load_script("run_suite")
+    path = Path(__file__).parents[2] / "benchmarks" / "suites" / f"{name}.yaml"
+    suite = suite_mod.fill(yaml.safe_load(path.read_text()), str(tmp_path), "models")
+    for task in {suite_mod.base_task(t) for t in suite["tasks"]}:
+        (tmp_path / task).mkdir()
+        (tmp_path / task / "val.jsonl").write_text('{"question": "q", "answer": "a"}\n')
+    lengths = {t: {"whole95": 448} for t in suite["tasks"]}
+    total = 0
+    for task in suite["tasks"]:
+        spec = suite_mod.task_spec(suite, task, str(tmp_path / "out"), lengths, None)
+        grid = tmp_path / f"{task}.yaml"
+        grid.write_text(yaml.safe_dump(spec))
+        for cell in expand(load_grid(str(grid))):
+            cfg = RunConfig(**cell_options(spec["base"], cell))
+            assert cfg.max_length == 448 and cfg.selection_seed == cfg.seed
+            total += 1
+        assert spec["base"]["eval_data"][0].endswith(("val.jsonl", "eval_first64.jsonl"))
+    assert total == cells
