@@ -149,12 +149,12 @@ def make_plots(rows, agg, output_dir) -> list[str]:
     save(fig, "quality_vs_compute.png")
     # 3. Quality vs pruning rate (paper Fig. 7).
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    for lab, rs in sorted(by_label.items()):
-        if lab == "full":
-            continue
-        rs = sorted(rs, key=lambda r: r["keep"])
+    pruned = sorted(lab for lab in by_label if lab != "full")
+    for i, lab in enumerate(pruned):
+        rs = sorted(by_label[lab], key=lambda r: r["keep"])
+        dodge = (i - (len(pruned) - 1) / 2) * 0.4  # side by side, not on top of each other
         ax.errorbar(
-            [100 * (1 - r["keep"]) for r in rs],
+            [100 * (1 - r["keep"]) + dodge for r in rs],
             [r["eval_loss"][0] for r in rs],
             yerr=[r["eval_loss"][1] for r in rs],
             label=lab,
@@ -163,7 +163,10 @@ def make_plots(rows, agg, output_dir) -> list[str]:
             **style[lab],
         )
     full_line(ax)
-    ax.set(xlabel="pruning rate (% of candidates dropped)", ylabel=f"final {LOSS}")
+    ax.set(
+        xlabel="pruning rate (% of candidates dropped; methods set side by side)",
+        ylabel=f"final {LOSS}",
+    )
     _title(ax, task, "final quality vs pruning rate", methods, keeps or [1.0])
     _legend(ax)
     save(fig, "quality_vs_pruning.png")
