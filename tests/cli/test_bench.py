@@ -217,5 +217,5 @@ def test_protocol_suites_expand_to_valid_cells(name, cells, tmp_path):
             cfg = RunConfig(**cell_options(spec["base"], cell))
             assert cfg.max_length == 448 and cfg.selection_seed == cfg.seed
             total += 1
-        assert spec["base"]["eval_data"][0].endswith(("val.jsonl", "eval_first64.jsonl"))
+        assert spec["base"]["eval_data"][0].endswith(("eval_first64.jsonl", "eval_first100.jsonl"))
     assert total == cells
