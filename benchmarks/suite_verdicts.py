@@ -14,6 +14,7 @@ runs' eval curves at the FLOPs where the cheaper one ended.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -30,6 +31,7 @@ from slaptune.pipeline.bench_report import (
     paired_ci,
     relative,
 )
+from slaptune.pipeline.report import read_selection_log
 
 FAMILIES = {
     "rolebench": "dialogue",
@@ -164,6 +166,62 @@ def claim_equal_flops(tasks: dict[str, list[dict]]) -> list[str]:
     return out + [""]
 
 
+def pool_roles(task_dir: str) -> list[str] | None:
+    """The ``pool`` role of every training row of a redundancy-pool task (row i = record i of
+    the data file, up to max_train_examples), or None for a clean task."""
+    import yaml
+
+    grid = os.path.join(task_dir, "grid.yaml")
+    if not os.path.exists(grid):
+        return None
+    with open(grid) as f:
+        base = yaml.safe_load(f).get("base", {})
+    roles = []
+    for path in base.get("data", []):
+        with open(path) as f:
+            roles += [json.loads(x).get("pool") for x in f if x.strip()]
+    n = base.get("max_train_examples") or len(roles)
+    return roles[:n] if roles and all(roles[:n]) else None
+
+
+def kept_roles(suite_dir: str, tasks: dict[str, list[dict]]) -> list[str]:
+    """Per pool task and pruned cell: each role's share of the kept rows vs of the seen rows
+    (selection.jsonl), mean over seeds. A pruner that sees the redundancy keeps less filler,
+    fewer duplicates and fewer swapped answers than the pool holds; random keeps the pool's mix."""
+    out = []
+    for task, rows in tasks.items():
+        roles = pool_roles(os.path.join(suite_dir, task))
+        if roles is None:
+            continue
+        names = sorted(set(roles) - {"clean"})
+        if not out:
+            out += md_head(["task", "method", "keep", "role", "share of seen", "share of kept"])
+        for a in aggregate(rows):
+            if a["label"] == "full":
+                continue
+            for role in names:
+                seen, kept = [], []
+                for run in a["runs"].values():
+                    if run.get("records_skipped"):
+                        continue  # row ids would not line up with the file's records
+                    log = os.path.join(suite_dir, task, "cells", run["cell_id"], "selection.jsonl")
+                    s = k = rs = rk = 0
+                    for rec in read_selection_log(log):
+                        if rec.get("kept_ids") is None:
+                            continue
+                        s, k = s + len(rec["seen_ids"]), k + len(rec["kept_ids"])
+                        rs += sum(roles[i] == role for i in rec["seen_ids"])
+                        rk += sum(roles[i] == role for i in rec["kept_ids"])
+                    if s and k:
+                        seen.append(rs / s)
+                        kept.append(rk / k)
+                if seen:
+                    cells = [task, a["label"], f"{a['keep']:g}", role]
+                    cells += [f"{statistics.mean(seen):.3f}", f"{statistics.mean(kept):.3f}"]
+                    out.append(md_row(cells))
+    return out + [""] if out else []
+
+
 def claim_strata(tasks: dict[str, list[dict]]) -> list[str]:
     """Eval loss by K wherever a keep ratio has several SLAP K values (the header takes the
     first task's K set; suites run the same K sweep on every task)."""
@@ -236,6 +294,10 @@ def main() -> None:
     print("\n".join(claim_vs_baselines(tasks, keeps)))
     print("#### At equal compute (eval curves; paired by seed, % of full data's loss)\n")
     print("\n".join(claim_equal_flops(tasks)))
+    roles = kept_roles(a.suite_dir, tasks)
+    if roles:
+        print("#### Redundancy pools: what each method kept (share of rows by role)\n")
+        print("\n".join(roles))
     print("#### Claim 3: effect of the number of strata K (eval loss)\n")
     print("\n".join(claim_strata(tasks)))
     print("#### Compute vs full data (median over tasks)\n")

@@ -49,6 +49,7 @@ RESULT_KEYS = (
     "time_selection_s",
     "time_training_s",
     "params",
+    "records_skipped",
 )
 
 

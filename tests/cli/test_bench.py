@@ -219,3 +219,30 @@ def test_protocol_suites_expand_to_valid_cells(name, cells, tmp_path):
             total += 1
         assert spec["base"]["eval_data"][0].endswith(("eval_first64.jsonl", "eval_first100.jsonl"))
     assert total == cells
+
+
+def test_verdicts_count_what_each_method_kept_of_a_pool(tmp_path):
+    import yaml
+
+    verdicts = load_script("suite_verdicts")
+    task = tmp_path / "suite" / "x_filler50"
+    data = tmp_path / "pool.jsonl"
+    roles = ["clean", "filler"] * 4 + ["filler"] * 4  # rows 8..11 are past max_train_examples
+    write_jsonl(data, [{"question": "q", "answer": "a", "pool": r} for r in roles])
+    (task / "cells" / "c1").mkdir(parents=True)
+    base = {"data": [str(data)], "max_train_examples": 8}
+    (task / "grid.yaml").write_text(yaml.safe_dump({"base": base}))
+    # One window of rows 0..7 (half filler), the slap run kept 0, 2, 4 and 1 (one filler).
+    log = {"step": 0, "seen_ids": list(range(8)), "kept_ids": [0, 2, 4, 1]}
+    (task / "cells" / "c1" / "selection.jsonl").write_text(json.dumps(log) + "\n")
+    rows = [
+        {"cell_id": "c0", "cell": {"method": "full", "seed": 0}, "eval_loss": 1.0},
+        {
+            "cell_id": "c1",
+            "cell": {"method": "slap", "keep_ratio": 0.5, "seed": 0},
+            "eval_loss": 1.0,
+        },
+    ]
+    assert verdicts.pool_roles(str(task)) == roles[:8]
+    table = verdicts.kept_roles(str(tmp_path / "suite"), {"x_filler50": rows})
+    assert "| x_filler50 | slap | 0.5 | filler | 0.500 | 0.250 |" in table
