@@ -20,6 +20,23 @@ Writes, per task, ``<task>/{train,val,test}.jsonl`` and ``splits.json`` (sizes, 
   Split by interview (character, question id), so both models' versions of one interview land
   in the same split; test 150 and val 100 interviews' worth of dialogues.
 
+Controlled-redundancy pools (``--pools rolebench,nq_open --model runs/models/stories260K``):
+training pools of ``--pool-size`` examples built from a clean task's train split, in which a
+pruner has something to drop, written as ``<task>_<pool>/train.jsonl`` (quality is always
+measured on the clean task's val/test files). Each record carries ``pool``: its role.
+
+- ``filler25`` / ``filler50``: 25% / 50% already-known filler: "Tell me a story about <word>."
+  answered by a story the pretrained stories260K model itself samples (seeded, temperature 0.8),
+  so the base model already predicts these answers well; ``pool.json`` has the base model's
+  loss on filler vs clean rows.
+- ``dup50``: half the pool is copies: of 50% unique examples, half are repeated verbatim, half
+  with a reworded prompt (fixed templates such as "Question: ...") and the same answer.
+- ``noise10`` / ``noise20``: answers swapped (a derangement) among 10% / 20% of the examples.
+
+``--lengths --model M`` writes ``lengths.json``: per task, token-length quantiles of whole
+examples with the model's tokenizer, and ``whole95``, the smallest multiple of 32 at which
+>= 95% of examples fit whole (capped at the model's context; ``fits`` is the share then).
+
 ``--tasks`` prepares a subset and merges its sizes into an existing ``splits.json`` (the other
 tasks' files are left untouched). The split: each source is shuffled with
 ``random.Random(seed)`` and cut into test, val, train in that order (sizes are options).
@@ -165,6 +182,210 @@ def write(folder, name, records):
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
 
 
+WORDS = (
+    "a dog",
+    "a cat",
+    "a ball",
+    "the park",
+    "a tree",
+    "a bird",
+    "a boat",
+    "a cake",
+    "the sun",
+    "a fish",
+    "a toy car",
+    "the rain",
+    "a flower",
+    "a bear",
+    "a frog",
+    "a kite",
+    "the sea",
+    "a box",
+    "a hat",
+    "a bunny",
+    "a train",
+    "a star",
+    "a garden",
+    "a duck",
+    "the moon",
+)
+OPENINGS = ("Once upon a time, there was", "One day,", "There was once", "Lily and Tom found")
+REWORD = (
+    "Question: {q}",
+    "Please answer this: {q}",
+    "{q} Thanks!",
+    "I was wondering: {q}",
+    "Could you tell me? {q}",
+    "{q} Please reply.",
+)
+POOLS = ("filler25", "filler50", "dup50", "noise10", "noise20")
+
+
+def _prompt_of(r: dict) -> str:
+    return r["question"] if "question" in r else r["messages"][-2]["content"]
+
+
+def _with_prompt(r: dict, text: str) -> dict:
+    r = json.loads(json.dumps(r))
+    if "question" in r:
+        r["question"] = text
+    else:
+        r["messages"][-2]["content"] = text
+    return r
+
+
+def _answer_of(r: dict):
+    return r["answer"] if "question" in r else r["messages"][-1]["content"]
+
+
+def _with_answer(r: dict, answer) -> dict:
+    r = json.loads(json.dumps(r))
+    if "question" in r:
+        r["answer"] = answer
+    else:
+        r["messages"][-1]["content"] = answer
+    return r
+
+
+def stories(model_dir: str, n: int, seed: int, max_new_tokens: int = 96) -> list[tuple[str, str]]:
+    """``n`` (prompt, story) pairs sampled from the pretrained story model (seeded)."""
+    import torch
+
+    from slaptune.models.load import load_pretrained
+    from slaptune.pipeline.evaluate import generate
+
+    rng = random.Random(seed)
+    tok, model = load_pretrained(model_dir)
+    torch.manual_seed(seed)
+    picks = [(rng.choice(WORDS), rng.choice(OPENINGS)) for _ in range(n)]
+    starts = [f"{o} {w}" for w, o in picks]
+    outs = generate(
+        model, tok, starts, max_new_tokens, batch_size=64, greedy=False, temperature=0.8
+    )
+    pairs = []
+    for (word, _), start, cont in zip(picks, starts, outs):
+        text = f"{start} {cont}".strip()
+        cut = text.rfind(".")  # end on a whole sentence
+        pairs.append((f"Tell me a story about {word}.", text[: cut + 1] if cut > 0 else text))
+    return pairs
+
+
+def filler_record(like: dict, prompt: str, story: str) -> dict:
+    if "question" in like:
+        return {"question": prompt, "answer": story, "task": "qa", "pool": "filler"}
+    msgs = [{"role": "user", "content": prompt}, {"role": "assistant", "content": story}]
+    return {"messages": msgs, "task": "dialogue", "pool": "filler"}
+
+
+def build_pool(kind: str, clean: list[dict], size: int, seed: int, filler=None) -> list[dict]:
+    """A pool of ``size`` records of ``kind`` (see the module doc) from ``clean``, shuffled."""
+    rng = random.Random(f"{seed}-{kind}")
+    base = [dict(r, pool="clean") for r in rng.sample(clean, min(size, len(clean)))]
+    if kind.startswith("filler"):
+        n_fill = round(size * int(kind[len("filler") :]) / 100)
+        out = base[: size - n_fill] + [filler_record(clean[0], p, s) for p, s in filler[:n_fill]]
+    elif kind == "dup50":
+        unique = base[: size // 2]
+        copies = [rng.choice(unique) for _ in range(size - len(unique))]
+        half = len(copies) // 2
+        out = unique + [dict(r, pool="duplicate") for r in copies[:half]]
+        out += [
+            dict(_with_prompt(r, rng.choice(REWORD).format(q=_prompt_of(r))), pool="reworded")
+            for r in copies[half:]
+        ]
+    elif kind.startswith("noise"):
+        out = list(base)
+        idx = rng.sample(range(len(out)), round(len(out) * int(kind[len("noise") :]) / 100))
+        answers = [_answer_of(out[i]) for i in idx]
+        for j, i in enumerate(idx):  # rotate by one: nobody keeps their own answer
+            out[i] = dict(_with_answer(out[i], answers[(j + 1) % len(idx)]), pool="noisy")
+    else:
+        raise ValueError(f"unknown pool {kind!r}; choose from {POOLS}")
+    rng.shuffle(out)
+    return out
+
+
+def base_losses(model_dir: str, records: list[dict], data_format: str, per_role: int = 64) -> dict:
+    """Mean per-token loss of the base model on each pool role (what "already known" means),
+    on up to ``per_role`` records of each role (the first ones: the pool is shuffled)."""
+    from slaptune.data.formats import to_example
+    from slaptune.data.tokenize import tokenize_examples
+    from slaptune.models.load import load_pretrained
+    from slaptune.pipeline.eval_curve import per_example_losses, pooled_loss
+
+    tok, model = load_pretrained(model_dir)
+    seen: dict[str, int] = {}
+    examples = []
+    for i, r in enumerate(records):
+        seen[r["pool"]] = seen.get(r["pool"], 0) + 1
+        if seen[r["pool"]] <= per_role:
+            examples.append((to_example(r, data_format), i))
+    rows, _, kept = tokenize_examples(tok, examples, 512)
+    sums, counts = per_example_losses(model, rows, tok.pad_token_id or 0)
+    roles = [records[i]["pool"] for _, i in kept]
+    return {
+        role: pooled_loss(sums, counts, [j for j, r in enumerate(roles) if r == role])
+        for role in sorted(set(roles))
+    }
+
+
+def whole_lengths(model_dir: str, records: list[dict], data_format: str, **fmt) -> dict:
+    """Token-length quantiles of whole examples and ``whole95`` (see the module doc)."""
+    from slaptune.data.formats import to_example
+    from slaptune.data.tokenize import tokenize_examples
+    from slaptune.models.load import load_pretrained
+
+    tok, model = load_pretrained(model_dir)
+    cap = int(getattr(model.config, "max_position_embeddings", 512) or 512)
+    examples = [(to_example(r, data_format, **fmt), i) for i, r in enumerate(records)]
+    rows, _, _ = tokenize_examples(tok, examples, 10**6)
+    lengths = sorted(len(r["input_ids"]) for r in rows)
+    q = {f"p{p}": lengths[min(len(lengths) - 1, int(p / 100 * len(lengths)))] for p in (50, 95, 99)}
+    need = -(-q["p95"] // 32) * 32
+    pick = min(need, cap)
+    return {
+        **q,
+        "max": lengths[-1],
+        "whole95": pick,
+        "fits": round(sum(n <= pick for n in lengths) / len(lengths), 4),
+        "context": cap,
+        "examples": len(lengths),
+    }
+
+
+FORMATS = {
+    "rolebench": ("messages", {}),
+    "topical_chat": ("messages", {}),
+    "tatoeba": ("translation", {}),
+    "nq_open": ("qa", {}),
+    "gsm8k": ("qa", {}),
+    "character_llm": ("messages", {}),
+}
+
+
+def write_pools(a, tasks: list[str]) -> dict:
+    manifest = {}
+    for task in tasks:
+        clean = [json.loads(x) for x in open(os.path.join(a.out, task, "train.jsonl"))]
+        fmt = FORMATS[task][0]
+        if fmt not in ("messages", "qa"):
+            raise SystemExit(f"pools need a messages or qa task, not {task} ({fmt})")
+        filler = stories(a.model, a.pool_size // 2, a.seed)
+        for kind in POOLS:
+            pool = build_pool(kind, clean, a.pool_size, a.seed, filler)
+            write(os.path.join(a.out, f"{task}_{kind}"), "train", pool)
+            roles = {}
+            for r in pool:
+                roles[r["pool"]] = roles.get(r["pool"], 0) + 1
+            info = {"base_task": task, "pool": kind, "seed": a.seed, "size": len(pool)}
+            info["roles"] = roles
+            info["base_model_loss_by_role"] = base_losses(a.model, pool, fmt)
+            with open(os.path.join(a.out, f"{task}_{kind}", "pool.json"), "w") as f:
+                json.dump(info, f, indent=1)
+            manifest[f"{task}_{kind}"] = info
+    return manifest
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data-root", default=os.path.join("..", "shared", "data"))
@@ -174,7 +395,24 @@ def main() -> None:
     p.add_argument("--n-val", type=int, default=200)
     p.add_argument("--n-test", type=int, default=300)
     p.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated, of {TASKS}")
+    p.add_argument("--pools", default="", help="tasks to build redundancy pools from (prepared)")
+    p.add_argument("--pool-size", type=int, default=800)
+    p.add_argument("--lengths", action="store_true", help="write lengths.json (needs --model)")
+    p.add_argument("--model", default="", help="converted stories260K folder (pools, lengths)")
     a = p.parse_args()
+    if (a.pools or a.lengths) and not a.model:
+        p.error("--pools and --lengths need --model (a converted stories260K folder)")
+    if a.pools or a.lengths:
+        import torch
+
+        torch.set_num_threads(1)  # a 260K model: one thread is as fast, and shares the cores
+        extra = {}
+        if a.pools:
+            extra["pools"] = write_pools(a, a.pools.split(","))
+        if a.lengths:
+            extra["lengths"] = measure_lengths(a, [t for t in a.tasks.split(",") if t])
+        print(json.dumps(extra, indent=1))
+        return
     tasks = a.tasks.split(",")
     unknown = sorted(set(tasks) - set(TASKS))
     if unknown:
@@ -214,6 +452,21 @@ def main() -> None:
         json.dump(manifest, f, indent=1)
     os.replace(manifest_path + ".tmp", manifest_path)
     print(json.dumps(manifest))
+
+
+def measure_lengths(a, tasks: list[str]) -> dict:
+    """Per task, from its train split: see :func:`whole_lengths`; merged into lengths.json."""
+    path = os.path.join(a.out, "lengths.json")
+    out = json.load(open(path)) if os.path.exists(path) else {}
+    for task in tasks:
+        base = task.split("_filler")[0].split("_dup")[0].split("_noise")[0]
+        fmt, opts = FORMATS[base]
+        records = [json.loads(x) for x in open(os.path.join(a.out, task, "train.jsonl"))]
+        out[task] = whole_lengths(a.model, records, fmt, **opts)
+    with open(path + ".tmp", "w") as f:
+        json.dump(out, f, indent=1)
+    os.replace(path + ".tmp", path)
+    return out
 
 
 if __name__ == "__main__":

@@ -4,14 +4,23 @@
     python benchmarks/run_suite.py --suite quick          # <= 15 min on 2 CPU cores
     python benchmarks/run_suite.py --suite full           # the replication (hours)
     python benchmarks/run_suite.py --suite quick --model glm-1m   # a second architecture
-    python benchmarks/run_suite.py --suite realistic --smoke      # end-to-end check, minutes
+    python benchmarks/run_suite.py --suite protocol-quick        # the protocol, a few minutes
+    python benchmarks/run_suite.py --suite realistic --smoke      # SmolLM2 end-to-end, minutes
 
 Outputs: ``<out>/<task>/report.md`` with plots, and ``<out>/summary.md`` across tasks.
+
+A task named ``<task>_<pool>`` (e.g. ``rolebench_filler50``) is a controlled-redundancy pool
+built by ``prepare_data.py --pools`` from ``<task>``'s train split (made here when missing). A
+``max_length: whole95`` is replaced by the length at which >= 95% of the base task's examples
+fit whole (``prepare_data.py --lengths``, cached in ``<data>/lengths.json``). A suite's top-level
+``eval_examples: N`` evaluates on the first N examples of each task's eval file (quick suites);
+``eval_every`` is passed to the bench (eval-curve spacing).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -32,12 +41,28 @@ def fill(value, data: str, models: str):
     return value
 
 
+def base_task(task: str) -> str:
+    """``rolebench_filler50`` -> ``rolebench``: the clean task a pool is built from."""
+    for kind in ("_filler", "_dup", "_noise"):
+        if kind in task:
+            return task[: task.index(kind)]
+    return task
+
+
 def ensure_inputs(
     data_root: str, data: str, models: str, tasks: list[str], model: str | None = None
 ) -> None:
-    """Prepare the splits of any task not prepared yet, and convert stories260K once (or fetch
-    and convert the suite's ``prepare_model``, e.g. smollm2-135m-instruct, once)."""
-    missing = [t for t in tasks if not os.path.exists(os.path.join(data, t, "test.jsonl"))]
+    """Convert stories260K once (and fetch and convert the suite's ``prepare_model``, e.g.
+    smollm2-135m-instruct, once); prepare the splits, pools and lengths not made yet."""
+    convert_model(data_root, models)
+    if model and not os.path.exists(os.path.join(models, model, "config.json")):
+        script = os.path.join(HERE, "prepare_model.py")
+        subprocess.run(
+            [sys.executable, script, model, "--out", os.path.join(models, model)], check=True
+        )
+    stories = os.path.join(models, "stories260K")
+    bases = sorted({base_task(t) for t in tasks})
+    missing = [t for t in bases if not os.path.exists(os.path.join(data, t, "test.jsonl"))]
     if missing:
         subprocess.run(
             [
@@ -52,12 +77,58 @@ def ensure_inputs(
             ],
             check=True,
         )
-    if model:
-        if not os.path.exists(os.path.join(models, model, "config.json")):
-            script = os.path.join(HERE, "prepare_model.py")
-            out = os.path.join(models, model)
-            subprocess.run([sys.executable, script, model, "--out", out], check=True)
-        return
+    pools = sorted(
+        {
+            base_task(t)
+            for t in tasks
+            if t != base_task(t) and not os.path.exists(os.path.join(data, t, "train.jsonl"))
+        }
+    )
+    script = [sys.executable, os.path.join(HERE, "prepare_data.py"), "--out", data]
+    if pools:
+        subprocess.run([*script, "--pools", ",".join(pools), "--model", stories], check=True)
+    lengths = {}
+    path = os.path.join(data, "lengths.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            lengths = json.load(f)
+    todo = [t for t in bases if t not in lengths]
+    if todo:
+        subprocess.run(
+            [*script, "--lengths", "--tasks", ",".join(todo), "--model", stories], check=True
+        )
+
+
+def task_spec(suite: dict, task: str, out: str, lengths: dict, model: str | None) -> dict:
+    """The bench grid (base, grid, extra, eval_every) of one suite task."""
+    opts = dict(suite["tasks"][task])
+    # A task may narrow the grid (e.g. a costly task runs one keep ratio).
+    grid, extra = opts.pop("grid", suite["grid"]), opts.pop("extra", suite.get("extra", []))
+    base = {**suite["common"], **opts, **({"model": model} if model else {})}
+    if suite.get("eval_examples"):  # the first N eval examples (a quick suite's budget)
+        base["eval_data"] = [head_copy(base["eval_data"], suite["eval_examples"], out, task)]
+    if base.get("max_length") == "whole95":
+        base["max_length"] = lengths[base_task(task)]["whole95"]
+    spec = {"base": base, "grid": grid, "extra": extra}
+    if "eval_every" in suite:
+        spec["eval_every"] = suite["eval_every"]
+    return spec
+
+
+def head_copy(paths: list[str], n: int, out: str, task: str) -> str:
+    """The first ``n`` lines of ``paths`` as one JSONL file under ``out/task``."""
+    lines = []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            lines += [x for x in f if x.strip()]
+    target = os.path.join(out, task, f"eval_first{n}.jsonl")
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    with open(target, "w", encoding="utf-8") as f:
+        f.writelines(lines[:n])
+    return target
+
+
+def convert_model(data_root: str, models: str) -> None:
     stories = os.path.join(models, "stories260K")
     if not os.path.exists(stories):
         src = os.path.join(data_root, "tinyllamas-stories260K")
@@ -117,16 +188,17 @@ def main() -> None:
     ensure_inputs(a.data_root, data, models, chosen, suite.get("prepare_model"))
     t0 = time.perf_counter()
     for task in chosen:
-        opts = dict(suite["tasks"][task])
-        # A task may narrow the grid (e.g. a costly task runs one keep ratio).
-        grid, extra = opts.pop("grid", suite["grid"]), opts.pop("extra", suite.get("extra", []))
-        base = {**suite["common"], **opts, **({"model": a.model} if a.model else {})}
+        lengths = {}
+        if os.path.exists(os.path.join(data, "lengths.json")):
+            with open(os.path.join(data, "lengths.json")) as f:
+                lengths = json.load(f)
+        spec = task_spec(suite, task, out, lengths, a.model)
         folder = os.path.join(out, task)
         os.makedirs(folder, exist_ok=True)
         grid_file = os.path.join(folder, "grid.yaml")
         with open(grid_file, "w") as f:
             yaml.safe_dump(
-                {"base": base, "grid": grid, "extra": extra},
+                spec,
                 f,
                 sort_keys=False,
             )

@@ -6,18 +6,32 @@ Every number is computed here from the per-run results (nothing typed in by hand
 compact table (quality, and samples / tokens / FLOPs / wall-clock against full data), then one
 table per claim: SLAP vs full data at each keep ratio, SLAP vs every baseline at the same keep
 ratio, the effect of K, and the compute spent. Differences are in % of full data's eval loss
-(negative = better) with a 95% Welch interval over seeds; ``*`` marks an interval excluding 0.
+(negative = better) with a 95% t-interval of the differences paired by seed (Welch where fewer
+than 2 seeds pair); ``*`` marks an interval excluding 0. The equal-compute table reads both
+runs' eval curves at the FLOPs where the cheaper one ended.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
 
 from slaptune.pipeline.bench import read_results
-from slaptune.pipeline.bench_report import aggregate, delta, diff_ci, fmt, md_head, md_row
+from slaptune.pipeline.bench_report import (
+    aggregate,
+    delta,
+    diff,
+    equal_flops,
+    fmt,
+    md_head,
+    md_row,
+    paired_ci,
+    relative,
+)
+from slaptune.pipeline.report import read_selection_log
 
 FAMILIES = {
     "rolebench": "dialogue",
@@ -27,6 +41,24 @@ FAMILIES = {
     "gsm8k": "QA (math)",
     "character_llm": "role-play (multi-turn)",
 }
+POOLS = {
+    "filler25": "25% already-known filler",
+    "filler50": "50% already-known filler",
+    "dup50": "50% near-duplicates",
+    "noise10": "10% swapped answers",
+    "noise20": "20% swapped answers",
+}
+
+
+def family(task: str) -> str:
+    """A task's family; a redundancy pool's make-up (``rolebench_filler50``)."""
+    for kind, what in POOLS.items():
+        if task.endswith("_" + kind):
+            base = task[: -len(kind) - 1]
+            return f"{FAMILIES.get(base, base)} pool: {what}, eval on clean {base}"
+    return FAMILIES.get(task, task)
+
+
 METRICS = ("dialogue/rougeL", "translation/chrf", "qa/token_f1", "math/final_answer_accuracy")
 BASELINES = ("random", "hard", "ccs", "infobatch", "kcenter", "selective_backprop")
 
@@ -49,7 +81,7 @@ def task_table(task: str, rows: list[dict]) -> list[str]:
     metric = primary_metric(rows)
     head = ["method", "keep", "seeds", "eval loss", metric or "metric", "Δ loss vs full"]
     head += ["samples / full", "tokens / full", "FLOPs / full", "wall / full"]
-    out = [f"#### {task} ({FAMILIES.get(task, task)})", "", *md_head(head)]
+    out = [f"#### {task} ({family(task)})", "", *md_head(head)]
     for a in agg:
         vs_full = "-" if a is full else delta(a, full, full["eval_loss"][0])
         cells = [a["label"], f"{a['keep']:g}", str(a["seeds"]), fmt(a["eval_loss"])]
@@ -94,13 +126,100 @@ def claim_vs_baselines(tasks: dict[str, list[dict]], keeps: list[float]) -> list
                 if base is None:
                     cells.append("-")
                     continue
-                d, h = diff_ci(slap["eval_loss_values"], base["eval_loss_values"])
+                d, h = diff(slap, base)
                 cells.append(delta(slap, base, ref))
                 tally[b][0 if d < -h else 2 if d > h else 1] += 1
             out.append(md_row(cells))
     out += ["", *md_head(["baseline", "SLAP better", "no difference", "SLAP worse"])]
     out += [md_row([b, *map(str, t)]) for b, t in tally.items()]
     return out + [""]
+
+
+def claim_equal_flops(tasks: dict[str, list[dict]]) -> list[str]:
+    """Every pruned method vs full data and vs random (same keep) at equal FLOPs, from the
+    eval curves, paired by seed; and on the hardest third of eval examples vs full at the end."""
+    head = ["task", "method", "keep", "seeds", "vs full @ equal FLOPs", "vs random @ equal FLOPs"]
+    head += ["hard third vs full (end)", "FLOPs / full"]
+    out = md_head(head)
+    for task, rows in tasks.items():
+        agg = aggregate(rows)
+        full = find(agg, "full", 1.0)
+        if full is None:
+            continue
+        ref = full["eval_loss"][0]
+        for a in agg:
+            if a is full or a["label"].startswith("slap K="):
+                continue
+            rand = find(agg, "random", a["keep"])
+            vs_rand = "-" if rand is None or rand is a else relative(equal_flops(a, rand), ref)
+            hard = {
+                s: (r.get("eval_loss_terciles") or {}).get("hard") for s, r in a["runs"].items()
+            }
+            base = {
+                s: (r.get("eval_loss_terciles") or {}).get("hard") for s, r in full["runs"].items()
+            }
+            d, h, n = paired_ci(hard, base)
+            cells = [task, a["label"], f"{a['keep']:g}", str(a["seeds"])]
+            cells += [relative(equal_flops(a, full), ref), vs_rand]
+            cells += [relative((d, h), ref) if n else "-", ratio(a, full, "flops_total")]
+            out.append(md_row(cells))
+    return out + [""]
+
+
+def pool_roles(task_dir: str) -> list[str] | None:
+    """The ``pool`` role of every training row of a redundancy-pool task (row i = record i of
+    the data file, up to max_train_examples), or None for a clean task."""
+    import yaml
+
+    grid = os.path.join(task_dir, "grid.yaml")
+    if not os.path.exists(grid):
+        return None
+    with open(grid) as f:
+        base = yaml.safe_load(f).get("base", {})
+    roles = []
+    for path in base.get("data", []):
+        with open(path) as f:
+            roles += [json.loads(x).get("pool") for x in f if x.strip()]
+    n = base.get("max_train_examples") or len(roles)
+    return roles[:n] if roles and all(roles[:n]) else None
+
+
+def kept_roles(suite_dir: str, tasks: dict[str, list[dict]]) -> list[str]:
+    """Per pool task and pruned cell: each role's share of the kept rows vs of the seen rows
+    (selection.jsonl), mean over seeds. A pruner that sees the redundancy keeps less filler,
+    fewer duplicates and fewer swapped answers than the pool holds; random keeps the pool's mix."""
+    out = []
+    for task, rows in tasks.items():
+        roles = pool_roles(os.path.join(suite_dir, task))
+        if roles is None:
+            continue
+        names = sorted(set(roles) - {"clean"})
+        if not out:
+            out += md_head(["task", "method", "keep", "role", "share of seen", "share of kept"])
+        for a in aggregate(rows):
+            if a["label"] == "full":
+                continue
+            for role in names:
+                seen, kept = [], []
+                for run in a["runs"].values():
+                    if run.get("records_skipped"):
+                        continue  # row ids would not line up with the file's records
+                    log = os.path.join(suite_dir, task, "cells", run["cell_id"], "selection.jsonl")
+                    s = k = rs = rk = 0
+                    for rec in read_selection_log(log):
+                        if rec.get("kept_ids") is None:
+                            continue
+                        s, k = s + len(rec["seen_ids"]), k + len(rec["kept_ids"])
+                        rs += sum(roles[i] == role for i in rec["seen_ids"])
+                        rk += sum(roles[i] == role for i in rec["kept_ids"])
+                    if s and k:
+                        seen.append(rs / s)
+                        kept.append(rk / k)
+                if seen:
+                    cells = [task, a["label"], f"{a['keep']:g}", role]
+                    cells += [f"{statistics.mean(seen):.3f}", f"{statistics.mean(kept):.3f}"]
+                    out.append(md_row(cells))
+    return out + [""] if out else []
 
 
 def claim_strata(tasks: dict[str, list[dict]]) -> list[str]:
@@ -173,6 +292,12 @@ def main() -> None:
     print("\n".join(claim_vs_full(tasks, [0.7], ("slap reuse", "selective_backprop reuse"))))
     print("#### Claim 2: SLAP vs each baseline at the same keep ratio (negative = SLAP better)\n")
     print("\n".join(claim_vs_baselines(tasks, keeps)))
+    print("#### At equal compute (eval curves; paired by seed, % of full data's loss)\n")
+    print("\n".join(claim_equal_flops(tasks)))
+    roles = kept_roles(a.suite_dir, tasks)
+    if roles:
+        print("#### Redundancy pools: what each method kept (share of rows by role)\n")
+        print("\n".join(roles))
     print("#### Claim 3: effect of the number of strata K (eval loss)\n")
     print("\n".join(claim_strata(tasks)))
     print("#### Compute vs full data (median over tasks)\n")

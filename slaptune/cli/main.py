@@ -22,6 +22,7 @@ COMMANDS = {
     "check-data": commands.check_data,
     "demo": commands.demo,
     "bench": commands.bench,
+    "judge": commands.judge,
 }
 
 

@@ -13,10 +13,21 @@ The grid file (YAML)::
       seed: [0, 1, 2]
     extra:                # optional: more cells, each a dict of overrides of base
       - {method: slap, scoring: reuse, keep_ratio: 0.7}
+    eval_every: 0.1       # optional: eval-curve spacing, a share of full-data FLOPs
 
 Cells that differ only in settings their method ignores are run once (``full`` has no keep
 ratio; only ``slap`` and ``ccs`` have strata). A cell whose ``metrics.json`` exists is never run
 again; one interrupted half-way is started over. ``results.jsonl`` gets one line per cell.
+
+A cell's ``seed`` sets data order, initialisation (presets) and, unless the cell or base names a
+``selection_seed``, selection randomness too: seeds of a grid are then independent replicates.
+Each line also carries ``eval_curve`` (eval loss each time the run's FLOPs, scoring included,
+cross another ``eval_every`` share of the full-data run's FLOPs; see ``eval_curve.py``), its
+``best`` and ``final`` points, ``eval_loss_terciles`` (easy / middle / hard third of the eval
+examples by the base model's loss, fixed once per task and cached as
+``base_terciles_<hash>.json``), and ``truncated_share_train`` / ``_eval``: rows cut at
+``max_length`` (rows exactly ``max_length`` long count as cut: an upper bound). The time spent
+on the curve is left out of ``wall_clock_s`` and ``time_training_s``.
 """
 
 from __future__ import annotations
@@ -38,14 +49,20 @@ RESULT_KEYS = (
     "time_selection_s",
     "time_training_s",
     "params",
+    "records_skipped",
 )
 
 
 def load_grid(path: str) -> dict:
     spec = load_yaml(path)
-    unknown = sorted(set(spec) - {"base", "grid", "extra"})
+    unknown = sorted(set(spec) - {"base", "grid", "extra", "eval_every"})
     if unknown:
-        raise ValueError(f"{path}: unknown top-level key(s) {unknown}; use base, grid, extra")
+        raise ValueError(
+            f"{path}: unknown top-level key(s) {unknown}; use base, grid, extra, eval_every"
+        )
+    every = spec.get("eval_every", 0.1)
+    if not isinstance(every, (int, float)) or not 0 < every <= 1:
+        raise ValueError(f"{path}: eval_every must be a share in (0, 1], got {every!r}")
     names = set(RunConfig.__dataclass_fields__)
     for section in ("base", "grid"):
         bad = sorted(set(spec.get(section) or {}) - names)
@@ -102,6 +119,19 @@ def cell_id(cell: dict) -> str:
     return f"{readable}_{digest}"
 
 
+def cell_options(base: dict, cell: dict) -> dict:
+    """The cell's RunConfig options: base, then the cell; the run seed drives selection too.
+
+    >>> cell_options({"model": "m"}, {"seed": 2})["selection_seed"]
+    2
+    >>> cell_options({"selection_seed": 7}, {"seed": 2})["selection_seed"]
+    7
+    """
+    opts = {**base, **cell}
+    opts.setdefault("selection_seed", opts.get("seed", 0))
+    return opts
+
+
 def run_bench(grid_path: str, output_dir: str, progress: bool = True) -> list[dict]:
     """Run every cell not run yet; write ``results.jsonl`` and ``report.md``."""
     spec = load_grid(grid_path)
@@ -113,8 +143,7 @@ def run_bench(grid_path: str, output_dir: str, progress: bool = True) -> list[di
             c,
             RunConfig(
                 **{
-                    **base,
-                    **c,
+                    **cell_options(base, c),
                     "output_dir": os.path.join(output_dir, "cells", cell_id(c)),
                     "progress": False,
                 }
@@ -132,14 +161,19 @@ def run_bench(grid_path: str, output_dir: str, progress: bool = True) -> list[di
         if cid not in done:
             if os.path.exists(cfg.output_dir):  # interrupted earlier: start the cell over
                 shutil.rmtree(cfg.output_dir)
-            metrics = run_training(cfg)
+            probe = CurveSetup(cfg, output_dir, spec.get("eval_every", 0.1))
+            metrics = run_training(cfg, setup=probe)
             row = {
                 "cell_id": cid,
                 "cell": cell,
-                "config": {**base, **cell},
+                "config": cell_options(base, cell),
                 **{k: metrics.get(k) for k in RESULT_KEYS},
                 **{k: v for k, v in metrics.items() if "/" in k},
+                **probe.results(),
             }
+            # The curve's evaluations are not the method's cost.
+            for k in ("wall_clock_s", "time_training_s"):
+                row[k] = round(row[k] - row.get("time_eval_curve_s", 0.0), 3)
             with open(results_path, "a") as f:
                 f.write(json.dumps(row) + "\n")
         bar.update(1)
@@ -149,6 +183,67 @@ def run_bench(grid_path: str, output_dir: str, progress: bool = True) -> list[di
 
     write_report(rows, output_dir, grid_path)
     return rows
+
+
+class CurveSetup:
+    """``run_training``'s setup hook: base-model terciles (cached per task), the eval-curve
+    callback, and the share of rows cut at ``max_length``."""
+
+    def __init__(self, cfg: RunConfig, output_dir: str, every: float):
+        self.cfg, self.output_dir, self.every = cfg, output_dir, every
+        self.curve = None
+        self.extra: dict = {}
+
+    def __call__(self, trainer, tok, data) -> None:
+        from .eval_curve import EvalCurve, per_example_losses, pooled_loss, tercile_groups
+
+        pad = tok.pad_token_id or 0
+        key = hashlib.sha1(
+            json.dumps([self.cfg.model, [r["input_ids"] for r in data.eval_rows]]).encode()
+        ).hexdigest()[:12]
+        cache = os.path.join(self.output_dir, f"base_terciles_{key}.json")
+        # Base model, before any step: the curve's point 0, and (once per task) the terciles.
+        sums, counts = per_example_losses(trainer.model, data.eval_rows, pad)
+        if os.path.exists(cache):
+            with open(cache) as f:
+                groups = json.load(f)["terciles"]
+        else:
+            groups = tercile_groups([s / max(c, 1) for s, c in zip(sums, counts)])
+            info = {"model": self.cfg.model, "eval_rows": len(sums), "terciles": groups}
+            with open(cache + ".tmp", "w") as f:
+                json.dump(info, f)
+            os.replace(cache + ".tmp", cache)
+        self.curve = EvalCurve(
+            trainer,
+            data.eval_rows,
+            terciles=groups,
+            train_rows=data.train_rows,
+            epochs=self.cfg.epochs,
+            every=self.every,
+            pad_id=pad,
+        )
+        point = {"flops_fraction": 0.0, "target": 0.0, "step": 0}
+        point["eval_loss"] = pooled_loss(sums, counts, list(range(len(sums))))
+        point["terciles"] = {
+            n: pooled_loss(sums, counts, g) for n, g in zip(("easy", "middle", "hard"), groups)
+        }
+        self.curve.curve.append(point)
+        trainer.add_callback(self.curve)
+        cap = self.cfg.max_length
+        self.extra = {
+            "max_length": cap,
+            "truncated_share_train": _share_at_cap(data.train_rows, cap),
+            "truncated_share_eval": _share_at_cap(data.eval_rows, cap),
+        }
+
+    def results(self) -> dict:
+        if self.curve is None:
+            return dict(self.extra)
+        return {**self.curve.summary(), "full_flops_reference": self.curve.full_flops, **self.extra}
+
+
+def _share_at_cap(rows: list[dict], cap: int) -> float:
+    return round(sum(len(r["input_ids"]) >= cap for r in rows) / max(len(rows), 1), 4)
 
 
 def read_results(path: str) -> list[dict]:

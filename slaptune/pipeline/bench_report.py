@@ -1,6 +1,6 @@
-"""The bench report: mean and 95% interval over seeds, each method against full data at equal
-data and at equal compute, and the five plots (quality vs compute, vs pruning rate, vs K, kept
-loss distributions, FLOPs vs full)."""
+"""The bench report: mean and 95% interval over seeds, each method against full data and random
+pruning at equal data and at equal compute (eval curves), paired by seed; plots in
+``bench_plots``."""
 
 from __future__ import annotations
 
@@ -10,25 +10,16 @@ import os
 import statistics
 from collections import defaultdict
 
-from .report import read_selection_log
 
-# Two-sided 95% Student-t quantiles by degrees of freedom (a table instead of scipy for one
-# number; beyond 30 the normal quantile is close enough).
-T95 = {
-    1: 12.706,
-    2: 4.303,
-    3: 3.182,
-    4: 2.776,
-    5: 2.571,
-    6: 2.447,
-    7: 2.365,
-    8: 2.306,
-    9: 2.262,
-    10: 2.228,
-    15: 2.131,
-    20: 2.086,
-    30: 2.042,
-}
+def t95(df: float) -> float:
+    """Two-sided 95% Student-t quantile for ``df`` degrees of freedom (fractional for Welch).
+
+    >>> round(t95(2), 3), round(t95(1e6), 2)
+    (4.303, 1.96)
+    """
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, df))
 
 
 def mean_ci(values: list[float]) -> tuple[float, float]:
@@ -41,9 +32,23 @@ def mean_ci(values: list[float]) -> tuple[float, float]:
     return statistics.mean(vals), t95(len(vals) - 1) * statistics.stdev(vals) / math.sqrt(len(vals))
 
 
-def t95(df: float) -> float:
-    """Two-sided 95% t quantile, rounded down to the table's nearest degrees of freedom."""
-    return 1.96 if df > 30 else T95[max(k for k in T95 if k <= max(df, 1))]
+def paired_ci(a: dict, b: dict) -> tuple[float, float, int]:
+    """Mean of ``a[s] - b[s]`` over the seeds ``s`` both have, the half-width of its 95%
+    t-interval (nan with < 2 pairs) and the number of pairs. Pairing by seed takes out what a
+    seed does to both runs (data order, initialisation, selection draws).
+
+    >>> d, h, n = paired_ci({0: 1.1, 1: 1.2, 2: 1.3}, {0: 1.0, 1: 1.1, 2: 1.25})
+    >>> round(d, 4), round(h, 4), n
+    (0.0833, 0.0717, 3)
+    """
+    seeds = sorted(set(a) & set(b), key=str)
+    diffs = [a[s] - b[s] for s in seeds if a[s] is not None and b[s] is not None]
+    if not diffs:
+        return float("nan"), float("nan"), 0
+    if len(diffs) < 2:
+        return diffs[0], float("nan"), 1
+    m, h = mean_ci(diffs)
+    return m, h, len(diffs)
 
 
 def diff_ci(a: list[float], b: list[float]) -> tuple[float, float]:
@@ -65,6 +70,15 @@ def diff_ci(a: list[float], b: list[float]) -> tuple[float, float]:
     return d, t95(df) * math.sqrt(va + vb)
 
 
+def diff(row: dict, other: dict, key: str = "eval_loss") -> tuple[float, float]:
+    """``row`` minus ``other`` on ``key``: paired by seed when they share >= 2 seeds, else the
+    Welch interval of the two groups."""
+    d, h, n = paired_ci(row[f"{key}_by_seed"], other[f"{key}_by_seed"])
+    if n >= 2:
+        return d, h
+    return diff_ci(row[f"{key}_values"], other[f"{key}_values"])
+
+
 def relative(diff: tuple[float, float], reference: float) -> str:
     """A difference as a percentage of ``reference``; '*' marks an interval excluding zero."""
     d, h = diff
@@ -76,9 +90,9 @@ def relative(diff: tuple[float, float], reference: float) -> str:
     return f"{100 * d / reference:+.1f}% ± {100 * h / reference:.1f}{star}"
 
 
-def delta(row: dict, other: dict, reference: float) -> str:
-    """``row``'s eval loss minus ``other``'s, as :func:`relative` formats it."""
-    return relative(diff_ci(row["eval_loss_values"], other["eval_loss_values"]), reference)
+def delta(row: dict, other: dict, reference: float, key: str = "eval_loss") -> str:
+    """``row``'s ``key`` minus ``other``'s (paired by seed), as :func:`relative` formats it."""
+    return relative(diff(row, other, key), reference)
 
 
 def md_row(cells: list[str]) -> str:
@@ -107,6 +121,10 @@ def quality_keys(rows: list[dict]) -> list[str]:
     return keys + extra
 
 
+def seed_of(run: dict):
+    return run["cell"].get("seed", run.get("config", {}).get("seed", 0))
+
+
 def aggregate(rows: list[dict]) -> list[dict]:
     groups = defaultdict(list)
     for r in rows:
@@ -124,6 +142,7 @@ def aggregate(rows: list[dict]) -> list[dict]:
             "scoring": config.get("scoring", "fresh"),
             "seeds": len(rs),
             "cell": cell,
+            "runs": {seed_of(r): r for r in rs},
         }
         for k in quality_keys(rows) + [
             "flops_total",
@@ -132,11 +151,51 @@ def aggregate(rows: list[dict]) -> list[dict]:
             "wall_clock_s",
             "samples_trained",
             "tokens_trained",
+            "eval_loss_best",
+            "truncated_share_train",
         ]:
             row[k] = mean_ci([r.get(k) for r in rs])
+        for name in ("easy", "middle", "hard"):
+            row[f"tercile_{name}"] = mean_ci(
+                [(r.get("eval_loss_terciles") or {}).get(name) for r in rs]
+            )
+        row["final_fraction"] = mean_ci([(r.get("final") or {}).get("flops_fraction") for r in rs])
         row["eval_loss_values"] = [r["eval_loss"] for r in rs if r.get("eval_loss") is not None]
+        row["eval_loss_by_seed"] = {seed_of(r): r.get("eval_loss") for r in rs}
         out.append(row)
     return sorted(out, key=lambda r: (-r["keep"], r["label"]))
+
+
+def curve_at(curve: list[dict], fraction: float) -> float | None:
+    """A run's eval loss at a FLOPs fraction, linear between curve points; past the curve's
+    end, its last value (that run had finished: it spent no more). None without a curve.
+
+    >>> c = [{"flops_fraction": 0.0, "eval_loss": 3.0}, {"flops_fraction": 0.5, "eval_loss": 2.0}]
+    >>> curve_at(c, 0.25), curve_at(c, 0.9)
+    (2.5, 2.0)
+    """
+    pts = sorted((p["flops_fraction"], p["eval_loss"]) for p in curve or [])
+    if not pts:
+        return None
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+        if x0 <= fraction <= x1:
+            return y0 if x1 == x0 else y0 + (y1 - y0) * (fraction - x0) / (x1 - x0)
+    return pts[-1][1] if fraction > pts[-1][0] else pts[0][1]
+
+
+def equal_flops(row: dict, other: dict) -> tuple[float, float]:
+    """``row`` minus ``other`` in eval loss at equal compute, paired by seed: both curves read at
+    the FLOPs where the cheaper run of the pair ended (e.g. full data stopped at the FLOPs a
+    pruned run spent in all)."""
+    a, b = {}, {}
+    for seed, run in row["runs"].items():
+        ref = other["runs"].get(seed)
+        if ref is None or not run.get("eval_curve") or not ref.get("eval_curve"):
+            continue
+        f = min(run["final"]["flops_fraction"], ref["final"]["flops_fraction"])
+        a[seed], b[seed] = curve_at(run["eval_curve"], f), curve_at(ref["eval_curve"], f)
+    d, h, n = paired_ci(a, b)
+    return (d, h) if n else (float("nan"), float("nan"))
 
 
 def fmt(mc) -> str:
@@ -157,51 +216,65 @@ def equal_compute_baseline(row: dict, agg: list[dict]) -> dict | None:
 
 
 def comparisons(row: dict, agg: list[dict], full: dict | None) -> list[str]:
-    """Eval-loss difference vs full data (equal data is the keep column) and vs the
-    equal-compute baseline, as % of full data's loss (negative = better)."""
+    """Eval-loss difference vs full data at the end (equal data is the keep column), vs full
+    data and vs random at the same keep at equal FLOPs (curves), and vs the equal-compute
+    baseline by end points; % of full data's loss (negative = better)."""
     if full is None:
-        return ["-", "-"]
+        return ["-"] * 4
     ref = full["eval_loss"][0]
-    vs_full = "-" if row is full else delta(row, full, ref)
+    if row is full:
+        return ["-"] * 4
+    rand = next((a for a in agg if a["label"] == "random" and a["keep"] == row["keep"]), None)
+    out = [delta(row, full, ref), relative(equal_flops(row, full), ref)]
+    out.append("-" if rand is None or rand is row else relative(equal_flops(row, rand), ref))
     base = equal_compute_baseline(row, agg)
-    if base is None:
-        return [vs_full, "-"]
-    return [vs_full, f"{base['label']} {base['keep']:g}: {delta(row, base, ref)}"]
+    out.append(
+        "-" if base is None else f"{base['label']} {base['keep']:g}: {delta(row, base, ref)}"
+    )
+    return out
 
 
 def write_report(rows: list[dict], output_dir: str, grid_path: str) -> str:
+    from .bench_plots import make_plots
+
     agg = aggregate(rows)
     full = next((a for a in agg if a["label"] == "full"), None)
     qkeys = quality_keys(rows)
-    head = (
-        ["method", "keep", "seeds"]
-        + qkeys
-        + ["Δ loss vs full", "Δ loss vs equal-compute baseline"]
-        + ["FLOPs (scoring incl.)", "FLOPs / full", "wall s", "wall / full"]
-    )
+    head = ["method", "keep", "seeds", *qkeys, "best (curve)", "easy / middle / hard third"]
+    head += ["Δ vs full", "Δ vs full @ equal FLOPs", "Δ vs random @ equal FLOPs"]
+    head += ["Δ vs equal-compute baseline (end points)"]
+    head += ["FLOPs (scoring incl.)", "FLOPs / full", "wall s", "wall / full"]
     lines = md_head(head)
     for a in agg:
         ratio = f"{a['flops_total'][0] / full['flops_total'][0]:.3f}" if full else "-"
         wall = f"{a['wall_clock_s'][0] / full['wall_clock_s'][0]:.3f}" if full else "-"
+        thirds = " / ".join(f"{a[f'tercile_{n}'][0]:.3f}" for n in ("easy", "middle", "hard"))
         lines.append(
             md_row(
                 [a["label"], f"{a['keep']:g}", str(a["seeds"])]
                 + [fmt(a[k]) for k in qkeys]
+                + [fmt(a["eval_loss_best"]), thirds]
                 + comparisons(a, agg, full)
                 + [fmt(a["flops_total"]), ratio, fmt(a["wall_clock_s"]), wall]
             )
         )
     plots = make_plots(rows, agg, output_dir)
+    cut = max((r.get("truncated_share_train") or 0.0 for r in rows), default=0.0)
+    cap = sorted({r.get("max_length") for r in rows if r.get("max_length")})
     text = "\n".join(
         [
             "# slaptune bench report",
             "",
-            f"Grid: `{grid_path}`; {len(rows)} runs. Mean ± 95% t-interval over seeds. "
-            "Δ loss: eval-loss difference as % of full data's (negative = better) with a "
-            "95% Welch interval; * = the interval excludes 0. Equal data: rows with the same "
-            "keep ratio. Equal compute: the baseline without a selector (full data or random "
-            "pruning) whose FLOPs, scoring included, are closest; and the quality-vs-compute "
-            "plot.",
+            f"Grid: `{grid_path}`; {len(rows)} runs. Mean ± 95% t-interval over seeds "
+            "(scipy's t quantile). Δ: eval-loss difference as % of full data's (negative = "
+            "better), paired by seed (same seed: same data order, initialisation and "
+            "selection draws) with a 95% t-interval of the paired differences; with < 2 "
+            "shared seeds, a Welch interval; * = the interval excludes 0. Equal FLOPs: both "
+            "runs' eval curves (scoring included) read at the FLOPs where the cheaper one "
+            "ended. best: lowest point of the eval curve. Thirds: eval loss on the easiest / "
+            "middle / hardest third of eval examples by the base model's loss.",
+            "",
+            f"max_length {cap}; at most {100 * cut:.1f}% of training rows cut at max_length.",
             "",
             *lines,
             "",
@@ -214,156 +287,3 @@ def write_report(rows: list[dict], output_dir: str, grid_path: str) -> str:
         f.write(text)
     os.replace(path + ".tmp", path)
     return path
-
-
-def make_plots(rows, agg, output_dir) -> list[str]:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return []
-    folder = os.path.join(output_dir, "plots")
-    os.makedirs(folder, exist_ok=True)
-    paths = []
-
-    def save(fig, name):
-        p = os.path.join(folder, name)
-        fig.tight_layout()
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        paths.append(p)
-
-    by_label = defaultdict(list)
-    for a in agg:
-        by_label[a["label"]].append(a)
-    # One colour and marker per method: the default 10-colour cycle repeats past ten labels,
-    # and a grid easily has more (8 methods + reuse + K variants).
-    cmap = plt.get_cmap("tab20")
-    style = {
-        lab: {"color": cmap(i % 20), "marker": "os^vD<>ph*"[i % 10]}
-        for i, lab in enumerate(sorted(by_label))
-    }
-    # 1. quality vs compute
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for lab, rs in sorted(by_label.items()):
-        ax.errorbar(
-            [r["flops_total"][0] for r in rs],
-            [r["eval_loss"][0] for r in rs],
-            yerr=[r["eval_loss"][1] for r in rs],
-            ls="none",
-            label=lab,
-            capsize=3,
-            **style[lab],
-        )
-    ax.set(
-        xlabel="total FLOPs (scoring included)",
-        ylabel="eval loss",
-        xscale="log",
-        title="quality vs compute",
-    )
-    ax.legend(fontsize=7)
-    save(fig, "quality_vs_compute.png")
-    # 2. quality vs pruning rate (paper Fig. 7)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for lab, rs in sorted(by_label.items()):
-        rs = sorted(rs, key=lambda r: r["keep"])
-        if lab == "full":
-            ax.axhline(rs[0]["eval_loss"][0], color="k", ls="--", label="full data")
-            continue
-        ax.errorbar(
-            [1 - r["keep"] for r in rs],
-            [r["eval_loss"][0] for r in rs],
-            yerr=[r["eval_loss"][1] for r in rs],
-            label=lab,
-            capsize=3,
-            **style[lab],
-        )
-    ax.set(
-        xlabel="pruning rate (1 - keep ratio)", ylabel="eval loss", title="quality vs pruning rate"
-    )
-    ax.legend(fontsize=7)
-    save(fig, "quality_vs_pruning.png")
-    # 3. quality vs K (paper Fig. 4)
-    slap = [a for a in agg if a["cell"].get("method") == "slap" and a["K"] is not None]
-    if len({a["K"] for a in slap}) > 1:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for keep in sorted({a["keep"] for a in slap}):
-            rs = sorted(
-                [a for a in slap if a["keep"] == keep and a["scoring"] == "fresh"],
-                key=lambda r: r["K"],
-            )
-            ax.errorbar(
-                [r["K"] for r in rs],
-                [r["eval_loss"][0] for r in rs],
-                yerr=[r["eval_loss"][1] for r in rs],
-                marker="o",
-                capsize=3,
-                label=f"keep {keep:g}",
-            )
-        ax.set(xlabel="number of strata K", ylabel="eval loss", title="SLAP: effect of K")
-        ax.legend()
-        save(fig, "quality_vs_strata.png")
-    # 4. loss distribution of kept examples (paper Fig. 3)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    drawn_all = False
-    fresh = [
-        r
-        for r in rows
-        if r["cell"].get("scoring", "fresh") == "fresh" and "num_strata" not in r["cell"]
-    ]
-    # The smallest keep ratio shows the methods' preferences most clearly.
-    keep = min((r["cell"].get("keep_ratio", 1.0) for r in fresh), default=1.0)
-    for method in ("hard", "ccs", "slap"):
-        row = next(
-            (
-                r
-                for r in fresh
-                if r["cell"].get("method") == method and r["cell"].get("keep_ratio") == keep
-            ),
-            None,
-        )
-        if row is None:
-            continue
-        recs = read_selection_log(
-            os.path.join(output_dir, "cells", row["cell_id"], "selection.jsonl")
-        )
-        seen, kept = [], []
-        for r in recs:
-            losses = dict(zip(r.get("seen_ids", []), r.get("seen_losses", [])))
-            seen += [v for v in losses.values() if v is not None]
-            kept += [losses[i] for i in r["kept_ids"] if losses.get(i) is not None]
-        if not drawn_all and seen:
-            ax.hist(seen, bins=50, density=True, alpha=0.3, color="grey", label="all candidates")
-            drawn_all = True
-        if kept:
-            ax.hist(kept, bins=50, density=True, histtype="step", lw=1.5, label=f"kept: {method}")
-    ax.set(
-        xlabel="per-example loss when scored",
-        ylabel="density",
-        title=f"which losses each method keeps (keep {keep:g}, one seed)",
-    )
-    ax.legend(fontsize=8)
-    save(fig, "kept_loss_distribution.png")
-    # 5. FLOPs vs full (paper Fig. 10): training and scoring stacked, relative to full data
-    full = next((a for a in agg if a["label"] == "full"), None)
-    unit = full["flops_total"][0] if full else 1.0
-    fig, ax = plt.subplots(figsize=(8, 4))
-    names = [f"{a['label']} {a['keep']:g}" for a in agg]
-    train = [a["flops_training"][0] / unit for a in agg]
-    ax.bar(names, train, color="C0", label="training")
-    ax.bar(
-        names,
-        [a["flops_scoring"][0] / unit for a in agg],
-        bottom=train,
-        color="C1",
-        label="scoring (selection)",
-    )
-    if full:
-        ax.axhline(1.0, color="k", ls="--", lw=1, label="full data")
-    ax.set(ylabel="FLOPs / full data" if full else "FLOPs", title="compute per method")
-    ax.tick_params(axis="x", rotation=70, labelsize=7)
-    ax.legend(fontsize=7)
-    save(fig, "flops.png")
-    return paths

@@ -110,8 +110,11 @@ def build_trainer(cfg: RunConfig, tok, model, data):
     )
 
 
-def run_training(cfg: RunConfig) -> dict:
-    """Train with selection, evaluate, write every output; returns the metrics."""
+def run_training(cfg: RunConfig, setup=None) -> dict:
+    """Train with selection, evaluate, write every output; returns the metrics.
+
+    ``setup(trainer, tokenizer, data)``, if given, runs once before training (the bench's hook:
+    it adds its eval-curve callback there)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     # Under torchrun every rank runs this; rank 0 alone checks and writes the outputs (the
@@ -122,6 +125,8 @@ def run_training(cfg: RunConfig) -> dict:
     tok, model, data = prepare(cfg)  # raises before anything is written
     os.makedirs(cfg.output_dir, exist_ok=True)
     trainer = build_trainer(cfg, tok, model, data)
+    if setup is not None:  # bench hook (eval curves), see pipeline/bench.py
+        setup(trainer, tok, data)
     t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=True if cfg.resume else None)
     wall = time.perf_counter() - t0
