@@ -9,7 +9,6 @@ makes the same choice), deals the kept rows back evenly and keeps the books (``C
 
 from __future__ import annotations
 
-import json
 import os
 
 import torch
@@ -30,6 +29,7 @@ from .rows import (
     take_rows,
 )
 from .scorer import MODEL_INPUT_KEYS, WindowScorer, model_inputs
+from .selection_log import append_record
 
 
 def selection_generator(seed: int, step: int) -> torch.Generator:
@@ -293,8 +293,7 @@ class SelectionEngine:
             iv["loss_window"] += rec["loss_window"]
             iv["loss_kept"] += rec["loss_kept"]
         if self.log_path and self.config.selection_log and dist.is_main_process():
-            with open(self.log_path, "a") as f:
-                f.write(json.dumps(rec) + "\n")
+            append_record(self.log_path, rec)
 
     def pop_interval_stats(self) -> dict:
         """Kept share and mean window / kept losses since the last call (for the trainer log:
@@ -313,16 +312,35 @@ class SelectionEngine:
     # ---- checkpoints --------------------------------------------------------------------------
 
     def state_dict(self) -> dict:
-        return {
-            "table": None if self.table is None else self.table.state_dict(),
-            "pending": self.scorer.pending,
-            "ledger": self.ledger.state_dict(),
-        }
+        """Flat and pickle-free: tensors under ``table.*`` / ``pending.*``, plain numbers under
+        ``ledger`` (safe for safetensors + JSON, or ``torch.load(weights_only=True)``)."""
+        out: dict = {"ledger": self.ledger.state_dict()}
+        if self.table is not None:
+            for k, v in self.table.state_dict().items():
+                if v is not None:
+                    out[f"table.{k}"] = v
+        pending = self.scorer.pending
+        if pending:  # this rank's recorded scores not yet shared (flushed at the next window)
+            out["pending.ids"] = torch.cat([p[0] for p in pending])
+            out["pending.losses"] = torch.cat([p[1] for p in pending])
+            if pending[0][2] is not None:
+                out["pending.features"] = torch.cat([p[2] for p in pending])
+        return out
 
     def load_state_dict(self, state: dict) -> None:
-        if self.table is not None and state.get("table") is not None:
-            self.table.load_state_dict(state["table"])
-        self.scorer.pending = list(state.get("pending", []))
+        if self.table is not None and "table.losses" in state:
+            size = state["table.losses"].numel()
+            if size != self.table.size:
+                raise ValueError(
+                    f"the saved score table has {size} examples, this dataset {self.table.size}"
+                )
+            self.table.load_state_dict(
+                {k: state.get(f"table.{k}") for k in ("losses", "epoch", "features")}
+            )
+        self.scorer.pending = []
+        if "pending.ids" in state:
+            feats = state.get("pending.features")
+            self.scorer.pending = [(state["pending.ids"], state["pending.losses"], feats)]
         self.ledger.load_state_dict(state["ledger"])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from ...pipeline.run_config import RunConfig
 from ..options import add_dataclass_flags, resolve
@@ -23,6 +24,8 @@ def run(args) -> int:
 
     cfg = resolve(RunConfig, args)
     metrics = run_training(cfg)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun: rank 0 alone prints the summary
+        return 0
     print(json.dumps({k: metrics.get(k) for k in SUMMARY_KEYS}, indent=1))
     print(f"outputs in {cfg.output_dir}")
     return 0
