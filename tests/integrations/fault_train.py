@@ -3,7 +3,8 @@ one chosen point of its N-th checkpoint save, as a crash or ``kill -9`` would.
 
     python fault_train.py OUT_DIR POINT N [--resume] [extra CLI flags]
 
-POINT is one of ``POINTS`` (or ``none``). Each is a place where a real process can die while a
+POINT is one of ``POINTS``, ``none``, or ``random`` (then N is a seed: SIGKILL after a random
+delay from the first training window on). Each is a place where a real process can die while a
 checkpoint is being written: before / inside / after slaptune's state, between the Trainer's
 files, halfway through ``trainer_state.json``, while rotating old checkpoints, or halfway
 through a line of ``selection.jsonl``.
@@ -178,9 +179,32 @@ def install(point: str, nth: int) -> None:
     window.append_record = append
 
 
+def kill_after_random_delay(seed: int, longest_s: float) -> None:
+    """SIGKILL at a random moment after training starts (first selection window)."""
+    import random
+    import threading
+
+    from slaptune.engine import window
+
+    delay = random.Random(seed).uniform(0.0, longest_s)
+    original = window.SelectionEngine.select_window
+    started = []
+
+    def select_window(self, *a, **kw):
+        if not started:
+            started.append(threading.Timer(delay, die))
+            started[0].daemon = True
+            started[0].start()
+        return original(self, *a, **kw)
+
+    window.SelectionEngine.select_window = select_window
+
+
 def main(argv: list[str]) -> int:
     out, point, nth, *rest = argv
-    if point != "none":
+    if point == "random":  # nth is the seed
+        kill_after_random_delay(int(nth), float(os.environ.get("FAULT_LONGEST_S", "3")))
+    elif point != "none":
         install(point, int(nth))
     from slaptune.cli.main import main as cli
 
