@@ -15,7 +15,9 @@ did not answer (asked through the launcher's key-value store).
 from __future__ import annotations
 
 import os
+import re
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 
 import torch
@@ -44,6 +46,14 @@ def timeout() -> timedelta:
     return timedelta(seconds=timeout_s())
 
 
+def start_cpu_group(backend: str | None, seconds: int) -> None:
+    """Under a launcher (``WORLD_SIZE`` > 1) on the CPU: start the process group with the
+    timeout here, because transformers passes ``ddp_timeout`` on for GPUs only."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and dist.is_available():
+        if not dist.is_initialized():
+            dist.init_process_group(backend or "gloo", timeout=timedelta(seconds=seconds))
+
+
 class RankTimeoutError(RuntimeError):
     """A collective failed (timed out); the message names the ranks that did not answer."""
 
@@ -67,22 +77,44 @@ def _missing_ranks(what: str, wait_s: float = 5.0) -> list[int] | None:
         return None
 
 
-def _collective(what: str, fn, *args):
+_LOST_PEER = re.compile(r"timed? ?out|timeout|connection (closed|reset)|broken pipe", re.I)
+
+
+def _lost_peer(e: BaseException) -> bool:
+    """A collective that failed because another rank never came (not an OOM or a bug)."""
+    dist_error = getattr(dist, "DistError", ())
+    return world()[0] > 1 and (isinstance(e, dist_error) or bool(_LOST_PEER.search(str(e))))
+
+
+def _explain(what: str, e: BaseException) -> RankTimeoutError:
+    _, rank = world()
+    missing = _missing_ranks(what)
+    who = (
+        f"rank(s) {', '.join(map(str, missing))} did not answer"
+        if missing
+        else "the other ranks could not be reached"
+    )
+    return RankTimeoutError(
+        f"rank {rank}: {what} failed ({str(e).strip().splitlines()[0][:200]}); {who}: a rank "
+        f"hung or died (its own log says why); the wait is {TIMEOUT_ENV}={timeout_s()} s"
+    )
+
+
+@contextmanager
+def watch(what: str):
+    """Turn a collective that timed out inside the block (ours or the Trainer's) into a
+    ``RankTimeoutError`` that names the ranks that did not answer."""
     try:
-        return fn(*args)
+        yield
     except RuntimeError as e:
-        _, rank = world()
-        missing = _missing_ranks(what)
-        who = (
-            f"rank(s) {', '.join(map(str, missing))} did not answer"
-            if missing
-            else "the other ranks could not be reached"
-        )
-        raise RankTimeoutError(
-            f"rank {rank}: {what} failed ({str(e).splitlines()[0][:200]}); {who}: a rank "
-            f"hung or died (its own log says why); the wait is {TIMEOUT_ENV}="
-            f"{timeout_s()} s"
-        ) from None
+        if isinstance(e, RankTimeoutError) or not _lost_peer(e):
+            raise
+        raise _explain(what, e) from None
+
+
+def _collective(what: str, fn, *args):
+    with watch(what):
+        return fn(*args)
 
 
 def world() -> tuple[int, int]:

@@ -79,6 +79,8 @@ class SlapTrainingArguments(SelectionConfig, TrainingArguments):
     def __post_init__(self):
         if self.ddp_timeout == 1800:  # transformers' default: a hung rank would block 30 min
             self.ddp_timeout = dist.timeout_s()
+        if self.use_cpu:
+            dist.start_cpu_group(self.ddp_backend, self.ddp_timeout)
         TrainingArguments.__post_init__(self)
         SelectionConfig.__post_init__(self)
 
@@ -281,6 +283,14 @@ class SlapTrainerMixin:
             self._signature_columns = [*self._signature_columns, ID_KEY]
 
     def get_batch_samples(self, epoch_iterator, num_batches, device):
+        with dist.watch(f"step {self.state.global_step}"):
+            return self._select_batch_samples(epoch_iterator, num_batches, device)
+
+    def training_step(self, *args, **kwargs):
+        with dist.watch(f"training step {self.state.global_step}"):
+            return super().training_step(*args, **kwargs)
+
+    def _select_batch_samples(self, epoch_iterator, num_batches, device):
         batches, num_items = super().get_batch_samples(epoch_iterator, num_batches, device)
         if not batches:
             return batches, num_items
