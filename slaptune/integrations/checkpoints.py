@@ -12,7 +12,7 @@ less as an interrupted save. ``choose_checkpoint`` then resumes from the newest 
 
 >>> import tempfile, torch
 >>> folder = tempfile.mkdtemp()
->>> save_state(folder, 0, {"table.losses": torch.ones(3), "ledger": {"samples_seen": 8}},
+>>> path = save_state(folder, 0, {"table.losses": torch.ones(3), "ledger": {"samples_seen": 8}},
 ...            {"global_step": 2, "world_size": 1})
 >>> state, meta = load_state(folder, 0)
 >>> state["table.losses"].tolist(), state["ledger"], meta["global_step"]

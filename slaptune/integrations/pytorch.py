@@ -32,6 +32,7 @@ from ..engine import distributed as dist
 from ..engine.rows import ID_KEY, WEIGHT_KEY
 from ..engine.window import MODEL_INPUT_KEYS, SelectionEngine
 from ..score import capture_last_hidden
+from .features import FallbackWarner, resolve_feature_source
 
 
 class SlapSelector:
@@ -57,8 +58,9 @@ class SlapSelector:
         dataset_size: int | None = None,
         log_path: str | None = None,
     ):
-        self.config = config or SelectionConfig()
+        self.config = resolve_feature_source(config or SelectionConfig(), model)
         self.model = model
+        self._fallback = FallbackWarner(self.config)
         self.engine = SelectionEngine(
             self.config,
             model,
@@ -87,7 +89,12 @@ class SlapSelector:
                 **batch,
                 ID_KEY: torch.arange(batch["input_ids"].shape[0], device=batch["input_ids"].device),
             }
-        return self.engine.select_window([batch], step=step, epoch=epoch, progress=progress)[0]
+        out = self.engine.select_window([batch], step=step, epoch=epoch, progress=progress)[0]
+        if dist.world()[0] > 1:  # sketch FLOPs are per rank until summed
+            device = batch["input_ids"].device
+            self.engine.ledger.sum_over_ranks(lambda x: dist.sum_float(x, device))
+        self._fallback.check(self.engine.last_record.get("features"), step)
+        return out
 
     def loss(self, model, batch: dict) -> torch.Tensor:
         """Token-mean cross-entropy over the kept rows of every rank (weighted where the method
@@ -111,6 +118,8 @@ class SlapSelector:
         return per_row.sum() / global_count * world
 
     def state_dict(self) -> dict:
+        """Tensors and plain numbers only: save it with ``torch.save`` and read it back with
+        ``torch.load(path, weights_only=True)`` (never unpickle a file you did not write)."""
         return self.engine.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
