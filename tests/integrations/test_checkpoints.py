@@ -265,6 +265,11 @@ def test_cli_resume_of_a_finished_run_keeps_its_metrics(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("slaptune: error: --resume: settings differ")
     assert "keep_ratio 0.7 -> 0.3" in err[0] and "method slap -> random" in err[0]
+    shutil.copytree(out, tmp_path / "other")
+    other = [*flags, "--resume", "--method", "random", "--resume-override"]
+    other[other.index("--output-dir") + 1] = str(tmp_path / "other")
+    assert main(other) == 0  # the override accepts them
+    assert json.loads((tmp_path / "other" / "metrics.json").read_text())["method"] == "random"
     assert main([*flags, "--resume"]) == 0
     again = json.loads((out / "metrics.json").read_text())
     assert again["train_loss"] == pytest.approx(json.loads(before)["train_loss"], rel=1e-5)
