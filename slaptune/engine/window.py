@@ -328,6 +328,8 @@ class SelectionEngine:
         return out
 
     def load_state_dict(self, state: dict) -> None:
+        if "table" in state or "pending" in state:  # nested: an older slaptune's layout
+            raise ValueError("selection state of an older slaptune version; start the run anew")
         if self.table is not None and "table.losses" in state:
             size = state["table.losses"].numel()
             if size != self.table.size:
