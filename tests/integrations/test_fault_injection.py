@@ -88,8 +88,12 @@ def test_kill_between_selection_state_and_trainer_files_resumes_exactly(tmp_path
 @pytest.mark.parametrize("point", POINTS)
 def test_kill_at_every_point_of_a_checkpoint(tmp_path, uninterrupted, point, nth):
     outcome = kill_and_resume(tmp_path, uninterrupted, point, nth)
-    # The first checkpoint has nothing complete before it: the one-line refusal is the answer.
-    assert outcome == ("refused" if nth == 1 and point not in LATE_POINTS else "same")
+    expected = "same"
+    if nth == 1 and point not in LATE_POINTS:
+        expected = "refused"  # nothing complete before the first checkpoint: one-line refusal
+    if nth == 5 and point == "torn_log_line":
+        expected = "not killed"  # the 5th checkpoint is the last: no line is written after it
+    assert outcome == expected
 
 
 # Points at which checkpoint N is already complete.
@@ -99,4 +103,6 @@ LATE_POINTS = ("before_rotate", "mid_rotate", "after_save", "torn_log_line")
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(8))
 def test_kill_after_a_random_delay(tmp_path, uninterrupted, seed):
-    assert kill_and_resume(tmp_path, uninterrupted, "random", seed) in ("same", "refused")
+    # 'not killed': the run ended before the delay did (its outputs were checked all the same).
+    outcome = kill_and_resume(tmp_path, uninterrupted, "random", seed)
+    assert outcome in ("same", "refused", "not killed")
