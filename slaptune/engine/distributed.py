@@ -2,12 +2,119 @@
 
 Selection is global: each rank gathers every rank's rows, losses and features, all ranks run
 the same selection from the same seeded generator, and the kept rows are dealt back evenly.
+
+A hung or dead rank makes the others wait in a collective until the process-group timeout:
+``timeout_s()`` (``SLAPTUNE_DIST_TIMEOUT_S``, default 600 s, not torch's 30 min) is what the HF
+integration and the CLI pass to the process group, and a collective that fails says which ranks
+did not answer (asked through the launcher's key-value store).
+
+>>> timeout_s({"SLAPTUNE_DIST_TIMEOUT_S": "90"})
+90
 """
 
 from __future__ import annotations
 
+import os
+import re
+import time
+from contextlib import contextmanager
+from datetime import timedelta
+
 import torch
 import torch.distributed as dist
+
+TIMEOUT_ENV = "SLAPTUNE_DIST_TIMEOUT_S"
+DEFAULT_TIMEOUT_S = 600
+
+
+def timeout_s(environ=None) -> int:
+    """Seconds a collective may wait for the other ranks (``SLAPTUNE_DIST_TIMEOUT_S``)."""
+    raw = (os.environ if environ is None else environ).get(TIMEOUT_ENV, "")
+    if not raw:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = int(float(raw))
+    except ValueError:
+        raise ValueError(f"{TIMEOUT_ENV}={raw!r}: expected a number of seconds") from None
+    if value < 1:
+        raise ValueError(f"{TIMEOUT_ENV}={raw!r}: must be >= 1 second")
+    return value
+
+
+def timeout() -> timedelta:
+    """``timeout_s()`` as the ``timedelta`` ``init_process_group(timeout=...)`` takes."""
+    return timedelta(seconds=timeout_s())
+
+
+def start_cpu_group(backend: str | None, seconds: int) -> None:
+    """Under a launcher (``WORLD_SIZE`` > 1) on the CPU: start the process group with the
+    timeout here, because transformers passes ``ddp_timeout`` on for GPUs only."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and dist.is_available():
+        if not dist.is_initialized():
+            dist.init_process_group(backend or "gloo", timeout=timedelta(seconds=seconds))
+
+
+class RankTimeoutError(RuntimeError):
+    """A collective failed (timed out); the message names the ranks that did not answer."""
+
+
+def _missing_ranks(what: str, wait_s: float = 5.0) -> list[int] | None:
+    """After a failed collective: every rank that is still alive says so in the store; the ones
+    that do not within ``wait_s`` are missing. None when the store is unreachable."""
+    try:
+        from torch.distributed.distributed_c10d import _get_default_store
+
+        store = _get_default_store()
+        size, rank = world()
+        store.set(f"slaptune/alive/{what}/{rank}", "1")
+        deadline = time.monotonic() + wait_s
+        missing = list(range(size))
+        while missing and time.monotonic() < deadline:
+            missing = [r for r in missing if not store.check([f"slaptune/alive/{what}/{r}"])]
+            time.sleep(0.2)
+        return missing
+    except Exception:  # the store's host (rank 0) may be the one that died
+        return None
+
+
+_LOST_PEER = re.compile(r"timed? ?out|timeout|connection (closed|reset)|broken pipe", re.I)
+
+
+def _lost_peer(e: BaseException) -> bool:
+    """A collective that failed because another rank never came (not an OOM or a bug)."""
+    dist_error = getattr(dist, "DistError", ())
+    return world()[0] > 1 and (isinstance(e, dist_error) or bool(_LOST_PEER.search(str(e))))
+
+
+def _explain(what: str, e: BaseException) -> RankTimeoutError:
+    _, rank = world()
+    missing = _missing_ranks(what)
+    who = (
+        f"rank(s) {', '.join(map(str, missing))} did not answer"
+        if missing
+        else "the other ranks could not be reached"
+    )
+    return RankTimeoutError(
+        f"rank {rank}: {what} failed ({str(e).strip().splitlines()[0][:200]}); {who}: a rank "
+        f"hung or died (its own log says why); the wait is {TIMEOUT_ENV}={timeout_s()} s"
+    )
+
+
+@contextmanager
+def watch(what: str):
+    """Turn a collective that timed out inside the block (ours or the Trainer's) into a
+    ``RankTimeoutError`` that names the ranks that did not answer."""
+    try:
+        yield
+    except RuntimeError as e:
+        if isinstance(e, RankTimeoutError) or not _lost_peer(e):
+            raise
+        raise _explain(what, e) from None
+
+
+def _collective(what: str, fn, *args):
+    with watch(what):
+        return fn(*args)
 
 
 def world() -> tuple[int, int]:
@@ -33,7 +140,7 @@ def gather_rows(t: torch.Tensor, pad_value: float | int = 0) -> torch.Tensor:
         return t
     shape = torch.tensor([t.shape[0], t.shape[1] if t.dim() > 1 else 1], device=t.device)
     shapes = [torch.zeros_like(shape) for _ in range(size)]
-    dist.all_gather(shapes, shape)
+    _collective("gather_rows", dist.all_gather, shapes, shape)
     rows = max(int(s[0]) for s in shapes)
     padded = t
     if t.dim() > 1:
@@ -52,20 +159,32 @@ def gather_rows(t: torch.Tensor, pad_value: float | int = 0) -> torch.Tensor:
         )
         padded = torch.cat([padded, extra])
     out = [torch.empty_like(padded) for _ in range(size)]
-    dist.all_gather(out, padded.contiguous())
+    _collective("gather_rows", dist.all_gather, out, padded.contiguous())
     return torch.cat([o[: int(s[0])] for o, s in zip(out, shapes)])
 
 
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     if world()[0] > 1:
         t = t.clone()
-        dist.all_reduce(t)
+        _collective("all_reduce", dist.all_reduce, t)
     return t
+
+
+def sum_float(value: float, device=None) -> float:
+    """``value`` summed over ranks (float64; ``device`` must suit the backend, e.g. CUDA for
+    NCCL).
+
+    >>> sum_float(2.5)
+    2.5
+    """
+    if world()[0] == 1:
+        return value
+    return float(all_reduce_sum(torch.tensor(value, dtype=torch.float64, device=device)))
 
 
 def barrier() -> None:
     if world()[0] > 1:
-        dist.barrier()
+        _collective("barrier", dist.barrier)
 
 
 def shutdown() -> None:

@@ -51,6 +51,9 @@ class ComputeLedger:
     load_avg_max: float = 0.0
     _started: float = field(default_factory=time.perf_counter, repr=False)
     _cpu_started: float = field(default_factory=time.process_time, repr=False)
+    # flops_scoring as last summed over ranks: window FLOPs are global (every rank adds the same
+    # amount), the gradient sketch's are this rank's own until ``sum_over_ranks``.
+    _scoring_synced: float = field(default=0.0, repr=False)
 
     def forward_flops(self, tokens: int) -> float:
         return 2.0 * self.params * tokens
@@ -76,6 +79,7 @@ class ComputeLedger:
         self.tokens_seen += tokens_seen
         self.tokens_trained += tokens_trained
         self.flops_scoring += self.forward_flops(scored_tokens)
+        self._scoring_synced += self.forward_flops(scored_tokens)
         self.flops_training += self.train_flops(tokens_trained)
 
     def _sample_load(self) -> None:
@@ -111,6 +115,13 @@ class ComputeLedger:
         d["threads"] = _torch_threads()
         return d
 
+    def sum_over_ranks(self, reduce) -> None:
+        """Make ``flops_scoring`` global: ``reduce(x)`` sums a float over ranks (every rank calls
+        this at the same point)."""
+        local = self.flops_scoring - self._scoring_synced
+        self.flops_scoring = self._scoring_synced + reduce(local)
+        self._scoring_synced = self.flops_scoring
+
     def state_dict(self) -> dict:
         return self.summary()
 
@@ -118,6 +129,7 @@ class ComputeLedger:
         for k, v in state.items():
             if k in self.__dataclass_fields__ and not k.startswith("_"):
                 setattr(self, k, v)
+        self._scoring_synced = self.flops_scoring
 
 
 def _torch_threads() -> int | None:

@@ -135,6 +135,7 @@ class SelectionEngine:
         )
         self.table = self.scorer.table
         self.record_training_forward = self.scorer.record_training_forward
+        self.log_path = log_path
         self.log = SelectionLog(log_path, config.selection_log, dist.is_main_process())
         self.stats = IntervalStats()
         self.last_record: dict = {}
@@ -338,16 +339,37 @@ class SelectionEngine:
     # ---- checkpoints --------------------------------------------------------------------------
 
     def state_dict(self) -> dict:
-        return {
-            "table": None if self.table is None else self.table.state_dict(),
-            "pending": self.scorer.pending,
-            "ledger": self.ledger.state_dict(),
-        }
+        """Flat and pickle-free: tensors under ``table.*`` / ``pending.*``, plain numbers under
+        ``ledger`` (safe for safetensors + JSON, or ``torch.load(weights_only=True)``)."""
+        out: dict = {"ledger": self.ledger.state_dict()}
+        if self.table is not None:
+            for k, v in self.table.state_dict().items():
+                if v is not None:
+                    out[f"table.{k}"] = v
+        pending = self.scorer.pending
+        if pending:  # this rank's recorded scores not yet shared (flushed at the next window)
+            out["pending.ids"] = torch.cat([p[0] for p in pending])
+            out["pending.losses"] = torch.cat([p[1] for p in pending])
+            if pending[0][2] is not None:
+                out["pending.features"] = torch.cat([p[2] for p in pending])
+        return out
 
     def load_state_dict(self, state: dict) -> None:
-        if self.table is not None and state.get("table") is not None:
-            self.table.load_state_dict(state["table"])
-        self.scorer.pending = list(state.get("pending", []))
+        if "table" in state or "pending" in state:  # nested: an older slaptune's layout
+            raise ValueError("selection state of an older slaptune version; start the run anew")
+        if self.table is not None and "table.losses" in state:
+            size = state["table.losses"].numel()
+            if size != self.table.size:
+                raise ValueError(
+                    f"the saved score table has {size} examples, this dataset {self.table.size}"
+                )
+            self.table.load_state_dict(
+                {k: state.get(f"table.{k}") for k in ("losses", "epoch", "features")}
+            )
+        self.scorer.pending = []
+        if "pending.ids" in state:
+            feats = state.get("pending.features")
+            self.scorer.pending = [(state["pending.ids"], state["pending.losses"], feats)]
         self.ledger.load_state_dict(state["ledger"])
 
 

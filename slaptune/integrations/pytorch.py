@@ -32,6 +32,7 @@ from ..engine import distributed as dist
 from ..engine.rows import ID_KEY, WEIGHT_KEY
 from ..engine.window import MODEL_INPUT_KEYS, SelectionEngine
 from ..score import capture_last_hidden
+from .features import FallbackWarner, resolve_feature_source
 
 
 class SlapSelector:
@@ -60,8 +61,9 @@ class SlapSelector:
         log_path: str | None = None,
         seed: int = 0,
     ):
-        self.config = config or SelectionConfig()
+        self.config = resolve_feature_source(config or SelectionConfig(), model)
         self.model = model
+        self._fallback = FallbackWarner(self.config)
         self.engine = SelectionEngine(
             self.config,
             model,
@@ -82,7 +84,9 @@ class SlapSelector:
         reweights. Without ``slap_id`` in the batch (fresh scoring only) rows are numbered by
         their position in the global batch."""
         batch = self._with_ids(batch, 0)
-        return self.engine.select_window([batch], step=step, epoch=epoch, progress=progress)[0]
+        out = self.engine.select_window([batch], step=step, epoch=epoch, progress=progress)[0]
+        self._after_selection(batch["input_ids"].device, step)
+        return out
 
     def select_pool(
         self, batches: list[dict], *, step: int, epoch: int = 0, progress: float = 0.0
@@ -95,7 +99,13 @@ class SlapSelector:
         out = self.engine.select_pool(
             [[b] for b in batches], step=step, epoch=epoch, progress=progress
         )
+        self._after_selection(batches[0]["input_ids"].device, step)
         return [w[0] for w in out]
+
+    def _after_selection(self, device, step: int) -> None:
+        if dist.world()[0] > 1:  # sketch FLOPs are per rank until summed
+            self.engine.ledger.sum_over_ranks(lambda x: dist.sum_float(x, device))
+        self._fallback.check(self.engine.last_record.get("features"), step)
 
     def _with_ids(self, batch: dict, offset: int) -> dict:
         if ID_KEY in batch:
@@ -130,6 +140,8 @@ class SlapSelector:
         return per_row.sum() / global_count * world
 
     def state_dict(self) -> dict:
+        """Tensors and plain numbers only: save it with ``torch.save`` and read it back with
+        ``torch.load(path, weights_only=True)`` (never unpickle a file you did not write)."""
         return self.engine.state_dict()
 
     def load_state_dict(self, state: dict) -> None:

@@ -93,6 +93,9 @@ class RunConfig(SelectionConfig):
     seed: int = _opt(0, "seed of data order, model init and splits")
     output_dir: str = _opt("runs/slaptune", "where the model, metrics, logs and plots go")
     resume: bool = _opt(False, "continue an interrupted run from its last checkpoint")
+    resume_override: bool = _opt(
+        False, "with --resume: accept settings that differ from the checkpoint's (else refused)"
+    )
     save_steps: int = _opt(0, "checkpoint every N optimizer steps (0: at every epoch end)")
     logging_steps: int = _opt(10, "log every N optimizer steps")
     report_to: list[str] = field(

@@ -11,14 +11,16 @@ import dataclasses
 import json
 import math
 import os
-import time
+import sys
 
 import torch
 import yaml
 
+from ..engine import distributed as dist
+from ..engine.selection_log import read_records
 from .evaluate import evaluate
 from .prepare import prepare
-from .report import plot_kept_histogram, plot_losses, read_selection_log
+from .report import plot_kept_histogram, plot_losses
 from .run_config import RunConfig
 
 # What `slaptune train` prints at the end: the compute side by side with the quality.
@@ -40,6 +42,33 @@ def write_atomic(path: str, text: str) -> None:
     with open(path + ".tmp", "w", encoding="utf-8") as f:
         f.write(text)
     os.replace(path + ".tmp", path)
+
+
+# RunConfig fields that change what a resumed run trains (beyond the Trainer's own settings).
+RESUME_SETTINGS = (
+    "model",
+    "data",
+    "data_format",
+    "max_length",
+    "max_train_examples",
+    "tokenizer_vocab",
+    "lora",
+    "lora_r",
+    "lora_alpha",
+    "lora_targets",
+)
+
+
+def finished_metrics(cfg: RunConfig) -> dict | None:
+    """``--resume`` of a run that already wrote metrics.json: its metrics (nothing to do)."""
+    path = os.path.join(cfg.output_dir, "metrics.json")
+    if not (cfg.resume and os.path.isfile(path)):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except ValueError:  # torn (written atomically, so not by slaptune): finish the run again
+        return None
 
 
 def check_output_dir(cfg: RunConfig) -> None:
@@ -92,7 +121,8 @@ def build_trainer(cfg: RunConfig, tok, model, data):
         save_steps=cfg.save_steps or 500,
         save_total_limit=2,
         seed=cfg.seed,
-        report_to=[],
+        report_to=getattr(cfg, "report_to", None) or [],
+        ddp_timeout=dist.timeout_s(),
         use_cpu=not torch.cuda.is_available(),
         bf16=cfg.bf16,
         disable_tqdm=not cfg.progress,
@@ -101,13 +131,16 @@ def build_trainer(cfg: RunConfig, tok, model, data):
         **selection,
     )
     collator = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100)
-    return SlapTrainer(
+    trainer = SlapTrainer(
         model=model,
         args=args,
         processing_class=tok,
         data_collator=collator,
         train_dataset=datasets.Dataset.from_list(data.train_rows),
     )
+    trainer.allow_settings_change = getattr(cfg, "resume_override", False)
+    trainer.slap_extra_settings = {k: getattr(cfg, k) for k in RESUME_SETTINGS}
+    return trainer
 
 
 def run_training(cfg: RunConfig, setup=None) -> dict:
@@ -122,14 +155,22 @@ def run_training(cfg: RunConfig, setup=None) -> dict:
     main_rank = int(os.environ.get("RANK", "0")) == 0
     if main_rank:
         check_output_dir(cfg)
+    done = finished_metrics(cfg)
+    if done is not None:
+        if main_rank:
+            print(
+                f"slaptune: {cfg.output_dir} is a finished run (metrics.json is there); "
+                "nothing to resume. To train longer, use a new --output-dir",
+                file=sys.stderr,
+            )
+        return done
     tok, model, data = prepare(cfg)  # raises before anything is written
     os.makedirs(cfg.output_dir, exist_ok=True)
     trainer = build_trainer(cfg, tok, model, data)
     if setup is not None:  # bench hook (eval curves), see pipeline/bench.py
         setup(trainer, tok, data)
-    t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=True if cfg.resume else None)
-    wall = time.perf_counter() - t0
+    wall = trainer.slap_wall_clock_s  # the whole run's, across resumes
     if not math.isfinite(result.training_loss):  # Trainer's log filter would hide it
         raise ValueError(
             f"training diverged (train loss {result.training_loss}); lower "
@@ -168,7 +209,7 @@ def run_training(cfg: RunConfig, setup=None) -> dict:
         os.path.join(cfg.output_dir, "run_config.yaml"),
         yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False),
     )
-    records = read_selection_log(os.path.join(cfg.output_dir, "selection.jsonl"))
+    records = read_records(os.path.join(cfg.output_dir, "selection.jsonl"))
     plots = os.path.join(cfg.output_dir, "plots")
     try:
         os.makedirs(plots, exist_ok=True)

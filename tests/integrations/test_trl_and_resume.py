@@ -127,3 +127,71 @@ def test_resume_gives_the_same_selections_and_weights(byte_tokenizer, tiny_model
     assert any(r["kept"] < r["seen"] for r in a[3:])  # epoch 2 prunes from recorded scores
     for p, q in zip(full.model.parameters(), resumed.model.parameters()):
         assert torch.equal(p, q)
+
+
+# ---- LoRA features and the Trainer log (issue 13) ----------------------------------------------
+
+
+def test_lora_switches_to_lora_features_and_says_so_once(
+    byte_tokenizer, tiny_model, tmp_path, capsys, recwarn
+):
+    model = tiny_model("llama-tiny", vocab_size=len(byte_tokenizer)).train()
+    trainer = sft_trainer(tmp_path, byte_tokenizer, model, lora=True, max_steps=3)
+    trainer.train()
+    err = capsys.readouterr().err
+    assert err.count("feature_source='lora'") == 1
+    records = read_log(tmp_path / "selection.jsonl")
+    assert all(r["features"].startswith("lora/") for r in records)
+    assert records[-1]["features"] == "lora/adam"  # preconditioned once Adam has state
+    assert not [w for w in recwarn if "identity" in str(w.message)]
+
+
+def test_frozen_head_without_lora_warns_on_the_console(byte_tokenizer, tiny_model, tmp_path):
+    model = tiny_model("llama-tiny", vocab_size=len(byte_tokenizer)).train()
+    model.get_output_embeddings().weight.requires_grad_(False)
+    args = train_args(tmp_path, max_steps=1, keep_ratio=0.5)
+    trainer = make_trainer(model, args, token_dataset(16, len(byte_tokenizer)), byte_tokenizer)
+    with pytest.warns(UserWarning, match="output layer is frozen.*identity"):
+        trainer.train()
+
+
+def test_identity_features_after_the_first_steps_warn_once(byte_tokenizer, tiny_model, tmp_path):
+    from slaptune.config import SelectionConfig
+    from slaptune.integrations.features import FallbackWarner
+
+    warner = FallbackWarner(SelectionConfig())
+    warner.check("identity: no optimizer state yet (before the first step)", 0)  # expected
+    with pytest.warns(UserWarning, match="at step 2"):
+        warner.check("identity: no DeepSpeed optimizer state yet", 2)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warner.check("identity: no DeepSpeed optimizer state yet", 3)  # once only
+
+
+def test_trainer_logs_carry_samples_tokens_and_flops(byte_tokenizer, tiny_model, tmp_path):
+    """What report_to (TensorBoard, W&B) receives at each logging step."""
+    from transformers import TrainerCallback
+
+    logged = []
+
+    class Spy(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            logged.append(dict(logs or {}))
+
+    model = tiny_model("llama-tiny", vocab_size=len(byte_tokenizer)).train()
+    args = train_args(tmp_path, max_steps=2, keep_ratio=0.5)
+    trainer = make_trainer(model, args, token_dataset(32, len(byte_tokenizer)), byte_tokenizer)
+    trainer.add_callback(Spy())
+    trainer.train()
+    steps = [x for x in logged if "loss" in x]
+    assert [x["slap_samples_seen"] for x in steps] == [16, 32]
+    assert [x["slap_samples_trained"] for x in steps] == [8, 16]
+    ledger = trainer.slap_engine.ledger
+    last = steps[-1]
+    assert last["slap_tokens_seen"] == ledger.tokens_seen
+    assert last["slap_tokens_trained"] == ledger.tokens_trained
+    assert last["slap_flops_scoring"] == ledger.flops_scoring > 0
+    assert last["slap_flops_training"] == ledger.flops_training > 0
+    assert last["slap_kept_share"] == 0.5

@@ -48,6 +48,8 @@ def run(args) -> int:
         if message is None:
             raise
         raise ValueError(message + remove_partial(cfg.output_dir, existed)) from None
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun: rank 0 alone prints the summary
+        return 0
     print(json.dumps({k: metrics.get(k) for k in SUMMARY_KEYS}, indent=1))
     print(f"outputs in {cfg.output_dir}")
     return 0
