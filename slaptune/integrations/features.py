@@ -16,7 +16,6 @@ import warnings
 
 from ..config import SelectionConfig
 from ..engine import distributed as dist
-from ..select import NEEDS_FEATURES
 
 
 def console(message: str) -> None:
@@ -46,7 +45,7 @@ def resolve_feature_source(config: SelectionConfig, model) -> SelectionConfig:
     >>> resolve_feature_source(SelectionConfig(), model).feature_source
     'head'
     """
-    if config.method not in NEEDS_FEATURES or config.feature_source != "head":
+    if not config.spec.needs_features or config.feature_source != "head":
         return config
     if not _head_frozen(model):
         return config
@@ -75,7 +74,7 @@ class FallbackWarner:
 
     def __init__(self, config: SelectionConfig):
         # precondition="none" asks for the identity: nothing to warn about.
-        self.warned = config.precondition == "none" or config.method not in NEEDS_FEATURES
+        self.warned = config.precondition == "none" or not config.spec.needs_features
 
     def check(self, how: str | None, step: int) -> None:
         if self.warned or step < 2 or not how or "identity" not in how:
