@@ -38,6 +38,7 @@ import json
 import os
 import shutil
 
+from ..select import get_spec
 from .run_config import RunConfig, load_yaml
 from .train import SUMMARY_KEYS, run_training
 
@@ -79,21 +80,21 @@ def load_grid(path: str) -> dict:
 
 
 def normalise(cell: dict) -> dict:
-    """Drop settings the cell's method ignores, so equivalent cells coincide."""
+    """Drop settings the cell's method ignores (its ``MethodSpec`` says which), so equivalent
+    cells coincide: ``full`` has no keep ratio, ``random`` no scoring, only methods with strata
+    have ``num_strata``.
+
+    >>> normalise({"method": "random", "num_strata": 3, "scoring": "reuse", "keep_ratio": 0.5})
+    {'method': 'random', 'keep_ratio': 0.5}
+    >>> normalise({"method": "full", "keep_ratio": 0.5, "tilt": "rank"})
+    {'method': 'full', 'keep_ratio': 1.0}
+    """
     cell = dict(cell)
-    method = cell.get("method", "slap")
-    if method == "full":
+    spec = get_spec(cell.get("method", "slap"))
+    if spec.keeps_everything:
         cell["keep_ratio"] = 1.0
-        for k in ("num_strata", "temperature", "binning", "scoring", "score_dtype"):
-            cell.pop(k, None)
-    if method not in ("slap", "ccs"):
-        cell.pop("num_strata", None)
-    if method != "slap":
-        cell.pop("temperature", None)
-        cell.pop("binning", None)
-    if method == "random":
-        cell.pop("scoring", None)
-        cell.pop("score_dtype", None)
+    for key in spec.ignored(cell) - {"keep_ratio"}:
+        cell.pop(key)
     return cell
 
 

@@ -10,6 +10,8 @@ import os
 import statistics
 from collections import defaultdict
 
+from ..select import get_spec
+
 
 def t95(df: float) -> float:
     """Two-sided 95% Student-t quantile for ``df`` degrees of freedom (fractional for Welch).
@@ -108,7 +110,7 @@ def md_head(cells: list[str]) -> list[str]:
 def label(cell: dict) -> str:
     m = cell.get("method", "slap")
     parts = [m]
-    if m in ("slap", "ccs") and "num_strata" in cell:
+    if "num_strata" in get_spec(m).options and "num_strata" in cell:
         parts.append(f"K={cell['num_strata']}")
     if cell.get("scoring") == "reuse":
         parts.append("reuse")
@@ -134,7 +136,8 @@ def aggregate(rows: list[dict]) -> list[dict]:
     for key, rs in groups.items():
         cell = json.loads(key)
         config = rs[0].get("config", cell)  # base options + cell: the K actually used
-        strata = config.get("num_strata", 5) if cell.get("method") in ("slap", "ccs") else None
+        has_strata = "num_strata" in get_spec(cell.get("method", "slap")).options
+        strata = config.get("num_strata", 5) if has_strata else None
         row = {
             "label": label(cell),
             "keep": cell.get("keep_ratio", 1.0),

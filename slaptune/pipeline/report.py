@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 
+from ..select import get_spec
+
 # Short names of the headline task metrics in titles and summaries.
 METRIC_NAMES = {"token_f1": "token F1", "chrf": "chrF", "rougeL": "ROUGE-L"}
 
@@ -46,7 +48,7 @@ def run_title(run: dict | None, records: list[dict] = ()) -> str:
         if seen:
             parts.append(f"keep {sum(r.get('kept', 0) for r in records) / seen:.2g} (kept / seen)")
     scoring = run.get("scoring") or next((r["scoring"] for r in records if "scoring" in r), None)
-    if scoring and run.get("method") != "full":
+    if scoring and not get_spec(run.get("method", "slap")).keeps_everything:
         parts.append(f"{scoring} scoring")
     tasks = sorted({k.split("/")[0] for k in run if "/" in k})
     if tasks:

@@ -92,5 +92,9 @@ def test_a_registered_toy_method_runs_through_the_config_and_the_engine(model):
         sub = sel.select(batch(), step=0)
         assert sub["slap_id"].tolist() == [100, 101, 102, 103]  # ids in id order
         assert sel.ledger.scoring_forwards == 0  # reads no losses: nothing scored
+        from slaptune.pipeline.bench import expand  # the bench derives from the spec too
+
+        grid = {"method": ["lowest_ids"], "num_strata": [3, 5], "keep_ratio": [0.5]}
+        assert expand({"grid": grid}) == [{"keep_ratio": 0.5, "method": "lowest_ids"}]
     finally:
         unregister("lowest_ids")

@@ -36,6 +36,7 @@ def diverged(e: Exception, cfg: RunConfig) -> Exception:
 
 
 def run(args) -> int:
+    from ...pipeline.report import summary_lines
     from ...pipeline.train import SUMMARY_KEYS, run_training
 
     cfg = resolve(RunConfig, args)
@@ -51,5 +52,7 @@ def run(args) -> int:
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun: rank 0 alone prints the summary
         return 0
     print(json.dumps({k: metrics.get(k) for k in SUMMARY_KEYS}, indent=1))
+    for line in summary_lines(metrics):  # task metric, skipped records, compute split
+        print(line)
     print(f"outputs in {cfg.output_dir}")
     return 0
