@@ -311,7 +311,8 @@ def base_losses(model_dir: str, records: list[dict], data_format: str, per_role:
     from slaptune.data.formats import to_example
     from slaptune.data.tokenize import tokenize_examples
     from slaptune.models.load import load_pretrained
-    from slaptune.pipeline.eval_curve import per_example_losses, pooled_loss
+    from slaptune.pipeline.eval_curve import pooled_loss
+    from slaptune.pipeline.evaluate import per_example_losses
 
     tok, model = load_pretrained(model_dir)
     seen: dict[str, int] = {}

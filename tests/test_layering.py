@@ -17,12 +17,13 @@ HF = {"transformers", "trl", "peft", "accelerate", "datasets", "deepspeed", "tok
 
 # Rank of each top-level node of the package: a module may import its own node or lower ranks.
 LAYERS = {
+    "files": 0,
     "select": 0,
     "score": 1,
     "config": 1,
-    "data": 1,
+    "data": 2,
     "engine": 2,
-    "models": 2,
+    "models": 3,
     "integrations": 3,
     "pipeline": 4,
     "cli": 5,

@@ -16,6 +16,8 @@ import os
 import shutil
 import tempfile
 
+from ..files import write_atomic  # noqa: F401  (re-exported for the commands)
+
 HINTS = {
     errno.ENOSPC: "no space left on the device; free space or choose another --output-dir",
     errno.EDQUOT: "disk quota exceeded; free space or choose another --output-dir",
@@ -94,19 +96,3 @@ def remove_partial(path: str, existed: bool) -> str:
         if n.endswith(".tmp"):
             os.remove(os.path.join(path, n))
     return f" (complete checkpoints in {path} are kept for --resume)"
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and a rename: the file is either whole
-    or absent, even when the disk fills up half-way."""
-    tmp = f"{path}.tmp"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise

@@ -8,6 +8,7 @@ text the template adds for it, so the supervised span of every assistant turn is
 
 from __future__ import annotations
 
+from ..score.loss import IGNORE_INDEX
 from .formats import Example
 from .io import Problem
 
@@ -99,22 +100,22 @@ def tokenize_example(tokenizer, example: Example, max_length: int):
     labels: list[int] = []
     if tokenizer.bos_token_id is not None:
         ids.append(tokenizer.bos_token_id)
-        labels.append(-100)
+        labels.append(IGNORE_INDEX)
     done = ""
     for i, m in enumerate(example.messages):
         if m["role"] == "assistant":
             header = render(tokenizer, example.messages[:i], add_generation_prompt=True)
             part = _ids(tokenizer, header[len(done) :])
             ids += part
-            labels += [-100] * len(part)
+            labels += [IGNORE_INDEX] * len(part)
             done = header
         full = render(tokenizer, example.messages[: i + 1])
         part = _ids(tokenizer, full[len(done) :])
         ids += part
-        labels += part if m["role"] == "assistant" else [-100] * len(part)
+        labels += part if m["role"] == "assistant" else [IGNORE_INDEX] * len(part)
         done = full
     ids, labels = ids[:max_length], labels[:max_length]
-    if sum(1 for x in labels[1:] if x != -100) == 0:
+    if sum(1 for x in labels[1:] if x != IGNORE_INDEX) == 0:
         return f"nothing supervised left after truncation to {max_length} tokens"
     return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}
 

@@ -32,7 +32,7 @@ from ..engine.ids import IdCollator, with_example_ids
 from ..engine.rows import ID_KEY, WEIGHT_KEY
 from ..engine.selection_log import truncate_log
 from ..engine.window import SelectionEngine
-from ..score import adam_second_moment, capture_training_outputs
+from ..score import adam_second_moment, capture_training_outputs, token_loss_sums
 from . import checkpoints as ckpt
 from .features import FallbackWarner, console, resolve_feature_source
 
@@ -355,12 +355,10 @@ class SlapTrainerMixin:
         labels = inputs["labels"]
         keys = ("input_ids", "attention_mask", "position_ids", "token_type_ids")
         logits = model(**{k: v for k, v in inputs.items() if k in keys}, use_cache=False).logits
-        tok = torch.nn.functional.cross_entropy(
-            logits[:, :-1].float().transpose(1, 2), labels[:, 1:], reduction="none"
-        )
-        total = (tok.sum(1) * weights.to(tok.dtype)).sum()
+        sums, count = token_loss_sums(logits, labels)
+        total = (sums * weights.to(sums.dtype)).sum()
         if num_items_in_batch is None:
-            return total / (labels[:, 1:] != -100).sum().clamp(min=1)
+            return total / count.clamp(min=1)
         loss = total / num_items_in_batch
         if self.args.average_tokens_across_devices:
             loss = loss * self.accelerator.num_processes

@@ -31,7 +31,7 @@ from ..config import SelectionConfig
 from ..engine import distributed as dist
 from ..engine.rows import ID_KEY, WEIGHT_KEY
 from ..engine.window import MODEL_INPUT_KEYS, SelectionEngine
-from ..score import capture_last_hidden
+from ..score import capture_last_hidden, token_loss_sums
 from .features import FallbackWarner, resolve_feature_source
 
 
@@ -126,13 +126,9 @@ class SlapSelector:
         with capture_last_hidden(self.model) if recording else nullcontext({}) as store:
             inputs = {k: v for k, v in batch.items() if k in MODEL_INPUT_KEYS}
             logits = model(**inputs, use_cache=False).logits
-        tok = torch.nn.functional.cross_entropy(
-            logits[:, :-1].float().transpose(1, 2), labels[:, 1:], reduction="none"
-        )
-        per_row = tok.sum(1)
+        per_row, count = token_loss_sums(logits, labels)
         if WEIGHT_KEY in batch:
             per_row = per_row * batch[WEIGHT_KEY].to(per_row.dtype)
-        count = (labels[:, 1:] != -100).sum()
         world, _ = dist.world()
         global_count = dist.all_reduce_sum(count.detach()).clamp(min=1)
         if recording:

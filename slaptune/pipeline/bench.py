@@ -38,6 +38,7 @@ import json
 import os
 import shutil
 
+from ..files import write_atomic
 from ..select import get_spec
 from .run_config import RunConfig, load_yaml
 from .train import SUMMARY_KEYS, run_training
@@ -196,7 +197,8 @@ class CurveSetup:
         self.extra: dict = {}
 
     def __call__(self, trainer, tok, data) -> None:
-        from .eval_curve import EvalCurve, per_example_losses, pooled_loss, tercile_groups
+        from .eval_curve import EvalCurve, pooled_loss, tercile_groups
+        from .evaluate import per_example_losses
 
         pad = tok.pad_token_id or 0
         key = hashlib.sha1(
@@ -211,9 +213,7 @@ class CurveSetup:
         else:
             groups = tercile_groups([s / max(c, 1) for s, c in zip(sums, counts)])
             info = {"model": self.cfg.model, "eval_rows": len(sums), "terciles": groups}
-            with open(cache + ".tmp", "w") as f:
-                json.dump(info, f)
-            os.replace(cache + ".tmp", cache)
+            write_atomic(cache, json.dumps(info))
         self.curve = EvalCurve(
             trainer,
             data.eval_rows,

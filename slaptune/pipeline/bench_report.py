@@ -10,6 +10,7 @@ import os
 import statistics
 from collections import defaultdict
 
+from ..files import write_atomic
 from ..select import get_spec
 
 
@@ -286,7 +287,5 @@ def write_report(rows: list[dict], output_dir: str, grid_path: str) -> str:
         ]
     )
     path = os.path.join(output_dir, "report.md")
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
+    write_atomic(path, text)
     return path

@@ -8,9 +8,10 @@ import os
 import time
 
 from ..data.demo import demo_records
+from ..files import write_atomic
 from .report import busy_note, comparison_table
 from .run_config import RunConfig
-from .train import run_training, write_atomic
+from .train import run_training
 
 COLUMNS = [
     ("run", "run"),

@@ -18,45 +18,11 @@ from __future__ import annotations
 
 import time
 
-import torch
 from transformers import TrainerCallback
 
+from .evaluate import per_example_losses
+
 TERCILES = ("easy", "middle", "hard")
-
-
-@torch.no_grad()
-def per_example_losses(
-    model, rows: list[dict], pad_id: int = 0, batch_size: int = 16
-) -> tuple[list[float], list[int]]:
-    """Summed cross-entropy and supervised-token count of every row (same loss as
-    ``evaluate.heldout_loss``, kept per example so that any subset's token mean can be formed)."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    sums: list[float] = []
-    counts: list[int] = []
-    try:
-        for s in range(0, len(rows), batch_size):
-            chunk = rows[s : s + batch_size]
-            n = max(len(r["input_ids"]) for r in chunk)
-            ids = torch.tensor(
-                [r["input_ids"] + [pad_id] * (n - len(r["input_ids"])) for r in chunk]
-            )
-            mask = torch.tensor(
-                [[1] * len(r["input_ids"]) + [0] * (n - len(r["input_ids"])) for r in chunk]
-            )
-            labels = torch.tensor([r["labels"] + [-100] * (n - len(r["labels"])) for r in chunk])
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-            tok = torch.nn.functional.cross_entropy(
-                logits[:, :-1].float().transpose(1, 2),
-                labels[:, 1:].to(device),
-                reduction="none",
-            )
-            sums += tok.sum(1).cpu().tolist()
-            counts += (labels[:, 1:] != -100).sum(1).tolist()
-    finally:
-        model.train(was_training)
-    return sums, counts
 
 
 def tercile_groups(example_losses: list[float]) -> list[list[int]]:

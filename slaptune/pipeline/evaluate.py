@@ -8,6 +8,7 @@ import torch
 
 from ..data.formats import Example
 from ..data.tokenize import prompt_text
+from ..score.loss import IGNORE_INDEX, token_loss_sums
 from .metrics import PRIMARY, task_scores
 
 
@@ -19,31 +20,47 @@ def _progress(iterable, enabled: bool, desc: str, total=None):
     return tqdm(iterable, desc=desc, total=total, leave=False)
 
 
+def padded(rows: list[dict], pad_id: int):
+    """``(input_ids, attention_mask, labels)`` of token rows, right-padded to the longest."""
+    n = max(len(r["input_ids"]) for r in rows)
+    ids = torch.tensor([r["input_ids"] + [pad_id] * (n - len(r["input_ids"])) for r in rows])
+    mask = torch.tensor([[1] * len(r["input_ids"]) + [0] * (n - len(r["input_ids"])) for r in rows])
+    labels = torch.tensor([r["labels"] + [IGNORE_INDEX] * (n - len(r["labels"])) for r in rows])
+    return ids, mask, labels
+
+
 @torch.no_grad()
+def per_example_losses(
+    model, rows: list[dict], pad_id: int = 0, batch_size: int = 16, progress: bool = False
+) -> tuple[list[float], list[int]]:
+    """Summed next-token cross-entropy and supervised-token count of every row (in eval mode),
+    so that the token mean over any subset can be formed."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    sums: list[float] = []
+    counts: list[int] = []
+    batches = range(0, len(rows), batch_size)
+    try:
+        for s in _progress(batches, progress, "eval loss", len(batches)):
+            ids, mask, labels = padded(rows[s : s + batch_size], pad_id)
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            per_row, _ = token_loss_sums(logits, labels.to(device))
+            sums += per_row.cpu().tolist()
+            counts += (labels[:, 1:] != IGNORE_INDEX).sum(1).tolist()
+    finally:
+        model.train(was_training)
+    return sums, counts
+
+
 def heldout_loss(
     model, tokenizer, rows: list[dict], batch_size: int = 16, progress: bool = False
 ) -> dict:
     """Token-mean cross-entropy over every supervised token of ``rows``, and its exp."""
-    model.eval()
-    total, count = 0.0, 0
-    device = next(model.parameters()).device
-    batches = range(0, len(rows), batch_size)
-    for s in _progress(batches, progress, "eval loss", len(batches)):
-        chunk = rows[s : s + batch_size]
-        n = max(len(r["input_ids"]) for r in chunk)
-        pad = tokenizer.pad_token_id or 0
-        ids = torch.tensor([r["input_ids"] + [pad] * (n - len(r["input_ids"])) for r in chunk])
-        mask = torch.tensor(
-            [[1] * len(r["input_ids"]) + [0] * (n - len(r["input_ids"])) for r in chunk]
-        )
-        labels = torch.tensor([r["labels"] + [-100] * (n - len(r["labels"])) for r in chunk])
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-        tok = torch.nn.functional.cross_entropy(
-            logits[:, :-1].float().transpose(1, 2), labels[:, 1:].to(device), reduction="sum"
-        )
-        total += float(tok)
-        count += int((labels[:, 1:] != -100).sum())
-    loss = total / max(count, 1)
+    sums, counts = per_example_losses(
+        model, rows, tokenizer.pad_token_id or 0, batch_size, progress
+    )
+    loss = sum(sums) / max(sum(counts), 1)
     return {"eval_loss": round(loss, 5), "eval_perplexity": round(math.exp(min(loss, 50)), 3)}
 
 

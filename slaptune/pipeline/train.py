@@ -18,6 +18,8 @@ import yaml
 
 from ..engine import distributed as dist
 from ..engine.selection_log import read_records
+from ..files import write_atomic
+from ..score.loss import IGNORE_INDEX
 from .evaluate import evaluate
 from .prepare import prepare
 from .report import plot_kept_histogram, plot_losses
@@ -36,12 +38,6 @@ SUMMARY_KEYS = (
     "eval_loss",
     "eval_perplexity",
 )
-
-
-def write_atomic(path: str, text: str) -> None:
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
 
 
 # RunConfig fields that change what a resumed run trains (beyond the Trainer's own settings).
@@ -130,7 +126,7 @@ def build_trainer(cfg: RunConfig, tok, model, data):
         per_device_eval_batch_size=cfg.batch_size,
         **selection,
     )
-    collator = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100)
+    collator = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=IGNORE_INDEX)
     trainer = SlapTrainer(
         model=model,
         args=args,

@@ -3,8 +3,8 @@
 import pytest
 
 from slaptune.pipeline.bench import CurveSetup
-from slaptune.pipeline.eval_curve import per_example_losses, pooled_loss, tercile_groups
-from slaptune.pipeline.evaluate import heldout_loss
+from slaptune.pipeline.eval_curve import pooled_loss, tercile_groups
+from slaptune.pipeline.evaluate import heldout_loss, per_example_losses
 from slaptune.pipeline.run_config import RunConfig
 from slaptune.pipeline.train import run_training
 from tests.cli.test_commands import qa_records, write_jsonl

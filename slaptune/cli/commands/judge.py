@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 
+from ...files import write_atomic
+
 
 def add_parser(sub, name):
     p = sub.add_parser(name, help="pairwise win rate of two models' answers, LLM-judged")
@@ -55,9 +57,7 @@ def run(args) -> int:
     raw = os.path.splitext(out)[0] + ".raw.jsonl"
     summary = judge_pairs(judge, ans_a, ans_b, raw, args.max_prompts)
     summary.update({"a": args.a, "b": args.b, "judge_model": args.judge_model})
-    with open(out + ".tmp", "w") as f:
-        json.dump(summary, f, indent=1)
-    os.replace(out + ".tmp", out)
+    write_atomic(out, json.dumps(summary, indent=1))
     print(
         f"A wins {summary['wins_a']}, B wins {summary['wins_b']}, ties {summary['ties']} "
         f"(invalid {summary['invalid']}) of {summary['prompts']} prompts; win rate A "
