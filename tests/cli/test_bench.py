@@ -10,7 +10,7 @@ import pytest
 from slaptune.cli.main import main
 from slaptune.pipeline.bench import expand, load_grid
 from slaptune.pipeline.bench_report import diff_ci, mean_ci, paired_ci
-from tests.cli.test_commands import qa_records, write_jsonl
+from tests.shared import qa_records, write_jsonl
 
 GRID = """
 base:

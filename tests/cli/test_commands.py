@@ -11,52 +11,12 @@ from slaptune.cli.main import build_parser, main
 from slaptune.cli.options import resolve
 from slaptune.pipeline.run_config import RunConfig
 from slaptune.pipeline.train import SUMMARY_KEYS
+from tests.shared import REPO, STORIES, TINY, qa_records, write_jsonl
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SHARED = os.environ.get("SLAPTUNE_SHARED_DATA", os.path.join(REPO, "..", "shared", "data"))
-STORIES = os.path.join(SHARED, "tinyllamas-stories260K")
 GREEDY = (
     "Once upon a time, there was a little girl named Lily. She loved to play outside in "
     "the park. One day, she saw a big, red ball."
 )
-
-
-def write_jsonl(path, records):
-    with open(path, "w") as f:
-        for r in records:
-            f.write((r if isinstance(r, str) else json.dumps(r)) + "\n")
-    return str(path)
-
-
-def qa_records(n=48):
-    return [{"question": f"What is {i} plus {i % 5}?", "answer": str(i + i % 5)} for i in range(n)]
-
-
-TINY = [
-    "--model",
-    "llama-tiny",
-    "--data-format",
-    "qa",
-    "--epochs",
-    "1",
-    "--batch-size",
-    "4",
-    "--grad-accum",
-    "2",
-    "--eval-size",
-    "8",
-    "--eval-generate",
-    "4",
-    "--max-new-tokens",
-    "4",
-    "--tokenizer-vocab",
-    "300",
-    "--max-length",
-    "64",
-    "--no-progress",
-    "--logging-steps",
-    "2",
-]
 
 
 def test_every_command_has_help(capsys):

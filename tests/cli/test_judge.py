@@ -10,7 +10,7 @@ import time
 import pytest
 
 from slaptune.cli.main import main
-from tests.cli.test_commands import STORIES, write_jsonl
+from tests.shared import STORIES, write_jsonl
 
 # A judge server in its own process: POST /v1/chat/completions answers with a deterministic
 # verdict. "longer": the longer answer wins (equal lengths tie). "first": always "A", a judge

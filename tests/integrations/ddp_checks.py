@@ -22,7 +22,7 @@ def rank() -> int:
 
 def cli(out: str, per_device: str) -> int:
     from slaptune.cli.main import main
-    from tests.cli.test_commands import TINY, qa_records, write_jsonl
+    from tests.shared import TINY, qa_records, write_jsonl
 
     original = hf.SlapTrainerMixin.train
 

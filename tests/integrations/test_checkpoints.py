@@ -241,7 +241,7 @@ def test_resume_with_other_settings_is_refused_with_a_diff(
 
 
 def cli_flags(tmp_path, out):
-    from tests.cli.test_commands import TINY, qa_records, write_jsonl
+    from tests.shared import TINY, qa_records, write_jsonl
 
     data = write_jsonl(tmp_path / "qa.jsonl", qa_records(48))
     return ["train", "--data", data, "--output-dir", str(out), *TINY, "--save-steps", "2"]

@@ -6,7 +6,7 @@ import importlib.util
 
 import pytest
 
-from tests.integrations.test_distributed import run as run_ranks
+from tests.integrations.ranks import run_ranks
 
 pytestmark = [
     pytest.mark.slow,

@@ -3,61 +3,13 @@ single process with the same global batch."""
 
 import json
 import os
-import socket
-import subprocess
-import sys
 
 import pytest
 
-SCRIPT = os.path.join(os.path.dirname(__file__), "ddp_train.py")
+from tests.integrations.ranks import free_port, torchrun  # noqa: F401
+from tests.integrations.ranks import run_ranks as run
+
 pytestmark = pytest.mark.distributed
-
-
-def free_port() -> int:
-    """A port nothing listens on now (fixed ports collide with leftovers of earlier runs)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def torchrun(*args: str, nproc: int = 2, extra_env: dict | None = None) -> None:
-    """Run ``args`` (a script path or ``-m module ...``) on ``nproc`` gloo CPU ranks."""
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "HF_HUB_OFFLINE": "1",
-        "CUDA_VISIBLE_DEVICES": "",
-        **(extra_env or {}),
-    }
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        str(nproc),
-        "--master_port",
-        str(free_port()),
-        *args,
-    ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-
-
-def run(out, method, nproc, extra_env=None):
-    """ddp_train.py on ``nproc`` ranks (4 rows each) or alone (8 rows): the same global batch."""
-    if nproc == 1:
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-        proc = subprocess.run(
-            [sys.executable, SCRIPT, str(out), method, "8"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    else:
-        torchrun(SCRIPT, str(out), method, "4", nproc=nproc, extra_env=extra_env)
-    return [json.load(open(out / f"rank{r}.json")) for r in range(nproc)]
 
 
 @pytest.mark.parametrize("method", ["slap", "hard"])
@@ -86,7 +38,7 @@ def test_plain_api_under_accelerate_selects_identically_on_both_ranks(tmp_path):
 
 
 def test_torchrun_dash_m_slaptune_train(tmp_path):
-    from tests.cli.test_commands import TINY, qa_records, write_jsonl
+    from tests.shared import TINY, qa_records, write_jsonl
 
     data = write_jsonl(tmp_path / "qa.jsonl", qa_records(48))
     out = tmp_path / "run"

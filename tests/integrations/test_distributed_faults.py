@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.integrations.test_distributed import free_port
+from tests.integrations.ranks import free_port
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "ddp_checks.py")
 pytestmark = pytest.mark.distributed

@@ -66,7 +66,7 @@ def test_quantized_gguf_is_dequantized(tmp_path, capsys):
 
 
 def test_a_gguf_file_is_a_model_wherever_a_folder_is(tiny, tmp_path, capsys):
-    from tests.cli.test_commands import TINY, qa_records, write_jsonl
+    from tests.shared import TINY, qa_records, write_jsonl
 
     path, _ = tiny
     assert main(["generate", path, "--chat", "hi", "--greedy", "--max-new-tokens", "3"]) == 0

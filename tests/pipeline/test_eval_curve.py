@@ -7,7 +7,7 @@ from slaptune.pipeline.eval_curve import pooled_loss, tercile_groups
 from slaptune.pipeline.evaluate import heldout_loss, per_example_losses
 from slaptune.pipeline.run_config import RunConfig
 from slaptune.pipeline.train import run_training
-from tests.cli.test_commands import qa_records, write_jsonl
+from tests.shared import qa_records, write_jsonl
 
 
 def test_per_example_losses_pool_to_the_heldout_loss(tiny_model, byte_tokenizer):
