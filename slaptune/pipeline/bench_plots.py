@@ -16,7 +16,7 @@ import textwrap
 from collections import defaultdict
 
 from .bench_report import mean_ci
-from .report import read_selection_log
+from .report import pyplot, read_selection_log
 
 LOSS = "eval loss (nats / supervised token)"
 COMPUTE = "compute: FLOPs incl. scoring / full-data FLOPs"
@@ -71,10 +71,7 @@ def curve_points(runs: list[dict]) -> list[tuple[float, float, float]]:
 
 def make_plots(rows, agg, output_dir) -> list[str]:
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
     except ImportError:
         return []
     task = os.path.basename(os.path.normpath(output_dir))

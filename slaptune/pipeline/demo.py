@@ -9,7 +9,7 @@ import time
 
 from ..data.demo import demo_records
 from ..files import write_atomic
-from .report import busy_note, comparison_table
+from .report import busy_note, comparison_table, pyplot
 from .run_config import RunConfig
 from .train import run_training
 
@@ -73,10 +73,7 @@ def plot_comparison(rows: list[dict], path: str, title: str = "") -> str:
     >>> os.path.getsize(path) > 10_000
     True
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = list(dict.fromkeys(r["run"] for r in rows))
     by_run = {n: [r for r in rows if r["run"] == n] for n in names}

@@ -22,7 +22,9 @@ def read_selection_log(path: str) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def _plt():
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display needed): the one place
+    every plot of slaptune gets it from."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -92,7 +94,7 @@ def plot_losses(
     boundaries. Under reuse scoring the window loss is each candidate's score from when it was
     last trained (an epoch earlier), so it lags and steps down at epoch starts: said in the
     legend and the title."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     # Trainer logs the mean over each logging interval: drawn across that interval, not as a
     # point at its end where it would sit far above the per-step curves.
@@ -184,7 +186,7 @@ def _example_windows(ax, records: list[dict], n: int = 4) -> None:
     picks = [
         usable[round(i * (len(usable) - 1) / max(n - 1, 1))] for i in range(min(n, len(usable)))
     ]
-    cmap = _plt().get_cmap("viridis")
+    cmap = pyplot().get_cmap("viridis")
     k_max = max((max(r["kept_strata"]) for r in picks if r.get("kept_strata")), default=0)
     shown = set()
     for x, r in enumerate(picks):
@@ -223,7 +225,7 @@ def plot_kept_histogram(records: list[dict], path: str, run: dict | None = None)
     kept_loss, skip_loss, kept_rank, skip_rank = window_ranks(records)
     if not kept_loss and not skip_loss:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
     ax = axes[0]
     labels = [f"skipped ({len(skip_loss)})", f"kept ({len(kept_loss)})"]
