@@ -255,9 +255,12 @@ class SelectionEngine:
             # order, from a stream of its own); the others stay unscored and come back later.
             idx = _by_id(forced.nonzero().flatten(), ids)
             gen = selection_generator(self.seed, step, STREAM_UNSCORED)
-            take = idx[
-                torch.randperm(idx.numel(), generator=gen)[: round(cfg.keep_ratio * idx.numel())]
-            ]
+            n_take = round(cfg.keep_ratio * idx.numel())
+            if n_take % unit and int((valid & s.have).sum()) < (-n_take) % unit:
+                # Forced rows must fill whole units (rows per micro-batch x ranks); with too few
+                # scored rows to top them up, sample fewer (else the window would train whole).
+                n_take -= n_take % unit
+            take = idx[torch.randperm(idx.numel(), generator=gen)[:n_take]]
             valid &= s.have | torch.zeros_like(valid).index_fill_(0, take, True)
             forced = torch.zeros_like(forced).index_fill_(0, take, True)
         n_forced = int(forced.sum())

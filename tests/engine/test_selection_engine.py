@@ -98,3 +98,15 @@ def test_a_registered_toy_method_runs_through_the_config_and_the_engine(model):
         assert expand({"grid": grid}) == [{"keep_ratio": 0.5, "method": "lowest_ids"}]
     finally:
         unregister("lowest_ids")
+
+
+def test_sampled_unscored_rows_prune_an_odd_first_window(model):
+    """reuse_unscored='sample' on a window nobody has scored yet, with a keep count that is
+    not a whole number of units: it prunes (it used to train the whole window)."""
+    cfg = SelectionConfig(method="slap", keep_ratio=0.6, scoring="reuse", reuse_unscored="sample")
+    sel = SlapSelector(model, None, cfg, dataset_size=200)
+    b = batch(32)
+    parts = [{k: v[i * 16 : (i + 1) * 16] for k, v in b.items()} for i in range(2)]
+    out = sel.engine.select_window(parts, step=0)  # 2 micro-batches: unit 2, round(0.6 x 32) = 19
+    kept = sum(o["input_ids"].shape[0] for o in out)
+    assert kept == 18 and sel.engine.last_record["forced_unscored"] == 18
