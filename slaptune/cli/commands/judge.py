@@ -13,17 +13,31 @@ def add_parser(sub, name):
     p = sub.add_parser(name, help="pairwise win rate of two models' answers, LLM-judged")
     p.add_argument("a", help="model A: generations JSONL (prompt, answer) or a model folder")
     p.add_argument("b", help="model B: generations JSONL (prompt, answer) or a model folder")
-    p.add_argument("--prompts", help="JSONL of {prompt} records, needed for model folders")
+    p.add_argument(
+        "--prompts", help="JSONL of {prompt} records, needed for model folders (default: none)"
+    )
     p.add_argument("--judge-url", required=True, help="OpenAI-compatible base URL, e.g. .../v1")
     p.add_argument("--judge-model", required=True, help="the judge's model name at that URL")
     p.add_argument(
-        "--api-key-env", help="name of the environment variable holding the API key (if any)"
+        "--api-key-env",
+        help="name of the environment variable holding the API key (default: none, no key)",
     )
     p.add_argument("--output", required=True, help="summary JSON; raw verdicts go to *.raw.jsonl")
-    p.add_argument("--max-prompts", type=int, default=200, help="judge at most N prompts")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per judge request")
-    p.add_argument("--retries", type=int, default=2, help="retries per request (5xx, network)")
-    p.add_argument("--max-new-tokens", type=int, default=64, help="generation length (folders)")
+    p.add_argument(
+        "--max-prompts", type=int, default=200, help="judge at most N prompts (default: 200)"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds per judge request (default: 60)"
+    )
+    p.add_argument(
+        "--retries", type=int, default=2, help="retries per request, 5xx or network (default: 2)"
+    )
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=64,
+        help="generation length for model folders (default: 64)",
+    )
 
 
 def answers(path: str, prompts, max_new_tokens: int) -> dict[str, str]:
