@@ -42,13 +42,13 @@ def main(out_dir: str, method: str, per_device: int) -> None:
         model=model, args=args, train_dataset=ds, data_collator=collator(tok), processing_class=tok
     )
     records = []
-    original = trainer.slap_engine._log
+    original = trainer.slap_engine._record
 
     def keep(*a, **kw):
         original(*a, **kw)
         records.append(trainer.slap_engine.last_record)
 
-    trainer.slap_engine._log = keep
+    trainer.slap_engine._record = keep
     result = trainer.train()
     rank = int(os.environ.get("RANK", 0))
     weights = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])

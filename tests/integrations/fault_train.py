@@ -79,7 +79,7 @@ def install(point: str, nth: int) -> None:
     import transformers.trainer as tt
     from transformers.trainer_callback import TrainerState
 
-    from slaptune.engine import window
+    from slaptune.engine import selection_log
     from slaptune.integrations import checkpoints, hf
 
     saves = {"n": 0}
@@ -167,7 +167,7 @@ def install(point: str, nth: int) -> None:
 
     tt.CallbackHandler.on_save = on_save
 
-    original_append = window.append_record
+    original_append = selection_log.append_record
 
     def append(path, record):
         if saves["n"] == nth and point == "torn_log_line":
@@ -176,7 +176,7 @@ def install(point: str, nth: int) -> None:
             die()
         return original_append(path, record)
 
-    window.append_record = append
+    selection_log.append_record = append
 
 
 def kill_after_random_delay(seed: int, longest_s: float) -> None:
@@ -187,17 +187,17 @@ def kill_after_random_delay(seed: int, longest_s: float) -> None:
     from slaptune.engine import window
 
     delay = random.Random(seed).uniform(0.0, longest_s)
-    original = window.SelectionEngine.select_window
+    original = window.SelectionEngine.select_pool  # the trainers select through pools
     started = []
 
-    def select_window(self, *a, **kw):
+    def select_pool(self, *a, **kw):
         if not started:
             started.append(threading.Timer(delay, die))
             started[0].daemon = True
             started[0].start()
         return original(self, *a, **kw)
 
-    window.SelectionEngine.select_window = select_window
+    window.SelectionEngine.select_pool = select_pool
 
 
 def main(argv: list[str]) -> int:
