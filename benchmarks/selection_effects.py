@@ -77,6 +77,42 @@ def task_table(rows: list[dict]) -> list[str]:
     return out
 
 
+def kept_role_shares(task_dir: str, rows: list[dict]) -> list[str]:
+    """For a redundancy pool: each variant's share of filler / swapped-answer rows among the
+    kept rows against the pool's share (``selection.jsonl`` and the pool's ``pool`` tags)."""
+    from suite_verdicts import pool_roles  # the same tags the suite verdicts read
+
+    from slaptune.pipeline.report import read_selection_log
+
+    roles = pool_roles(task_dir)
+    if roles is None:
+        return []
+    out = ["", "| variant | role | share of seen | share of kept |", "|---|---|---|---|"]
+    by_variant: dict[str, list] = defaultdict(list)
+    for r in rows:
+        if not r.get("records_skipped"):
+            by_variant[variant(r["cell"])].append(r)
+    for v, runs in sorted(by_variant.items()):
+        for role in sorted(set(roles) - {"clean"}):
+            seen, kept = [], []
+            for run in runs:
+                log = os.path.join(task_dir, "cells", run["cell_id"], "selection.jsonl")
+                s = k = rs = rk = 0
+                for rec in read_selection_log(log):
+                    s, k = s + len(rec["seen_ids"]), k + len(rec["kept_ids"])
+                    rs += sum(roles[i] == role for i in rec["seen_ids"])
+                    rk += sum(roles[i] == role for i in rec["kept_ids"])
+                if s and k:
+                    seen.append(rs / s)
+                    kept.append(rk / k)
+            if seen:
+                out.append(
+                    f"| {v} | {role} | {statistics.mean(seen):.3f} | {statistics.mean(kept):.3f} |"
+                )
+    # Runs that skipped bad records have row ids that no longer line up with the pool's tags.
+    return out if len(out) > 3 else []
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("suite_dir")
@@ -87,6 +123,7 @@ def main() -> None:
             continue
         print(f"\n### {task} ({len(rows)} runs)\n")
         print("\n".join(task_table(rows)))
+        print("\n".join(kept_role_shares(os.path.join(a.suite_dir, task), rows)))
 
 
 if __name__ == "__main__":
