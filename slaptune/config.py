@@ -40,8 +40,9 @@ class SelectionConfig:
     num_strata: int = _opt(5, "K, the number of loss strata (slap, ccs)")
     temperature: float = _opt(1.0, "tau in softmax(score / tau) for the per-stratum budgets")
     tilt: str = _opt(
-        "softmax",
-        "slap budget scores: softmax (raw loss, the paper's), zscore or rank (scale-free)",
+        "rank",
+        "slap budget scores: rank (scale-free, the measured best), zscore, or softmax (the "
+        "paper's raw loss)",
     )
     binning: str = _opt("equal_width", "loss strata: equal_width or quantile")
     feature_norm: str = _opt(

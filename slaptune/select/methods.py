@@ -90,7 +90,7 @@ def slap(
     num_strata: int = 5,
     temperature: float = 1.0,
     binning: str = "equal_width",
-    tilt: str = "softmax",
+    tilt: str = "rank",
     feature_norm: str = "unit",
     weighting: str = "none",
     distance_dim: int = 0,

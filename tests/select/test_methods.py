@@ -83,7 +83,9 @@ def test_slap_relative_distance_carries_across_strata():
 def test_slap_budget_follows_softmax_of_loss():
     # With a huge loss gap, every draw lands in the high-loss stratum.
     losses = torch.tensor([0.0] * 5 + [100.0] * 5)
-    sel = select("slap", losses, torch.randn(10, 3), 4, generator=gen(), num_strata=2)
+    sel = select(
+        "slap", losses, torch.randn(10, 3), 4, generator=gen(), num_strata=2, tilt="softmax"
+    )
     assert sel.info["stratum_budgets"].tolist() == [0, 4]
     assert all(i >= 5 for i in sel.indices.tolist())
 

@@ -105,6 +105,7 @@ def test_slap_matches_brute_force_reference(feature_norm):
             generator=gen(seed),
             num_strata=k,
             feature_norm=feature_norm,
+            tilt="softmax",  # the reference draws from softmax(loss)
         )
         ref_feats = feats / feats.norm(dim=1, keepdim=True) if feature_norm == "unit" else feats
         assert got.indices.tolist() == reference_slap(losses, ref_feats, budget, seed, k)
