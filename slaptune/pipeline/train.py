@@ -104,6 +104,7 @@ def build_trainer(cfg: RunConfig, tok, model, data):
         )
     selection = {k: getattr(cfg, k) for k in SelectionConfig.__dataclass_fields__}
     args = SlapTrainingArguments(
+        **evaluation_arguments(cfg),
         output_dir=cfg.output_dir,
         per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum,
@@ -113,8 +114,6 @@ def build_trainer(cfg: RunConfig, tok, model, data):
         weight_decay=cfg.weight_decay,
         lr_scheduler_type="linear",
         logging_steps=cfg.logging_steps,
-        save_strategy="steps" if cfg.save_steps else "epoch",
-        save_steps=cfg.save_steps or 500,
         save_total_limit=2,
         seed=cfg.seed,
         report_to=getattr(cfg, "report_to", None) or [],
@@ -133,10 +132,46 @@ def build_trainer(cfg: RunConfig, tok, model, data):
         processing_class=tok,
         data_collator=collator,
         train_dataset=datasets.Dataset.from_list(data.train_rows),
+        eval_dataset=datasets.Dataset.from_list(data.eval_rows) if cfg.eval_steps else None,
     )
+    if cfg.early_stopping_patience:
+        from transformers import EarlyStoppingCallback
+
+        trainer.add_callback(EarlyStoppingCallback(cfg.early_stopping_patience))
     trainer.allow_settings_change = getattr(cfg, "resume_override", False)
     trainer.slap_extra_settings = {k: getattr(cfg, k) for k in RESUME_SETTINGS}
     return trainer
+
+
+def evaluation_arguments(cfg: RunConfig) -> dict:
+    """Checkpoint and evaluation settings of the Trainer: with ``eval_steps`` the held-out loss
+    is measured every ``eval_steps`` optimizer steps, checkpoints are saved at those steps (or
+    every ``save_steps``, which must then be a multiple), and the best checkpoint by held-out
+    loss is the one loaded at the end (and the one early stopping keeps).
+
+    >>> from slaptune.pipeline.run_config import RunConfig
+    >>> evaluation_arguments(RunConfig(data=["x"], data_format="qa", eval_steps=5))["save_steps"]
+    5
+    """
+    if not cfg.eval_steps:
+        return {
+            "save_strategy": "steps" if cfg.save_steps else "epoch",
+            "save_steps": cfg.save_steps or 500,
+        }
+    if cfg.save_steps and cfg.save_steps % cfg.eval_steps:
+        raise ValueError(
+            f"--save-steps {cfg.save_steps} must be a multiple of --eval-steps {cfg.eval_steps} "
+            "(the best checkpoint is chosen among the evaluated ones)"
+        )
+    return {
+        "eval_strategy": "steps",
+        "eval_steps": cfg.eval_steps,
+        "save_strategy": "steps",
+        "save_steps": cfg.save_steps or cfg.eval_steps,
+        "load_best_model_at_end": True,
+        "metric_for_best_model": "eval_loss",
+        "greater_is_better": False,
+    }
 
 
 def run_training(cfg: RunConfig, setup=None) -> dict:

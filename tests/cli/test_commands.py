@@ -538,3 +538,29 @@ def test_trust_remote_code_reaches_the_loader(tmp_path, monkeypatch):
         assert main(cmd) == 2
         assert main([*cmd, "--trust-remote-code"]) == 2
     assert seen == [False, True, True, False, True, False, True]
+
+
+def test_eval_steps_evaluate_during_training_and_keep_the_best_checkpoint(tmp_path, capsys):
+    data = write_jsonl(tmp_path / "qa.jsonl", qa_records(64))
+    out = tmp_path / "run"
+    argv = ["train", "--data", data, "--output-dir", str(out), *TINY, "--epochs", "3"]
+    argv += ["--eval-steps", "2", "--early-stopping-patience", "2", "--learning-rate", "0.01"]
+    assert main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    evals = [h for h in metrics["log_history"] if "eval_loss" in h and "step" in h]
+    assert len(evals) >= 2, [h["step"] for h in evals]
+    steps = [h["step"] for h in evals]
+    # Every 2 steps (and, from transformers, once more at the last step of training).
+    assert all(st % 2 == 0 for st in steps[:-1]) and steps[-1] >= steps[-2], steps
+    states = sorted(out.glob("checkpoint-*/trainer_state.json"))
+    best = json.loads(states[-1].read_text())["best_model_checkpoint"]
+    assert best and os.path.basename(best).startswith("checkpoint-")
+    # The best checkpoint's loss is the lowest of the evaluations made.
+    assert json.loads(states[-1].read_text())["best_metric"] == min(h["eval_loss"] for h in evals)
+
+
+def test_save_steps_must_be_a_multiple_of_eval_steps(tmp_path, capsys):
+    data = write_jsonl(tmp_path / "qa.jsonl", qa_records())
+    argv = ["train", "--data", data, "--output-dir", str(tmp_path / "r"), *TINY]
+    assert main(argv + ["--eval-steps", "2", "--save-steps", "3"]) == 2
+    assert "multiple of --eval-steps" in capsys.readouterr().err

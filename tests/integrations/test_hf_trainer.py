@@ -255,3 +255,23 @@ def test_the_run_seed_reaches_selection(setup, byte_tokenizer, tmp_path):
         assert trainer.slap_engine.seed == seed
         kept.append([r["kept_ids"] for r in read_log(tmp_path / str(seed) / "selection.jsonl")])
     assert kept[0] != kept[1]
+
+
+def test_a_registered_toy_method_trains_through_slaptrainer(setup, byte_tokenizer, tmp_path):
+    """One function and one @register line: the trainer runs it with no other change."""
+    from slaptune.select import Selection, register, unregister
+
+    @register("first_half", uses_losses=False)
+    def first_half(losses, features, budget, generator) -> Selection:
+        return Selection(torch.arange(budget))
+
+    try:
+        ds = token_dataset(32, len(byte_tokenizer))
+        args = train_args(tmp_path, method="first_half", keep_ratio=0.5)
+        trainer = make_trainer(setup(), args, ds, byte_tokenizer)
+        trainer.train()
+        for rec in read_log(tmp_path / "selection.jsonl"):
+            assert sorted(rec["kept_ids"]) == sorted(rec["seen_ids"])[: rec["kept"]]  # lowest ids
+        assert trainer.slap_engine.ledger.scoring_forwards == 0
+    finally:
+        unregister("first_half")
