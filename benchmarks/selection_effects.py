@@ -80,7 +80,7 @@ def task_table(rows: list[dict]) -> list[str]:
 def kept_role_shares(task_dir: str, rows: list[dict]) -> list[str]:
     """For a redundancy pool: each variant's share of filler / swapped-answer rows among the
     kept rows against the pool's share (``selection.jsonl`` and the pool's ``pool`` tags)."""
-    from suite_verdicts import pool_roles  # the same tags the suite verdicts read
+    from suite_verdicts import pool_roles, role_shares  # the suite verdicts' own reading
 
     from slaptune.pipeline.report import read_selection_log
 
@@ -94,17 +94,18 @@ def kept_role_shares(task_dir: str, rows: list[dict]) -> list[str]:
             by_variant[variant(r["cell"])].append(r)
     for v, runs in sorted(by_variant.items()):
         for role in sorted(set(roles) - {"clean"}):
-            seen, kept = [], []
-            for run in runs:
-                log = os.path.join(task_dir, "cells", run["cell_id"], "selection.jsonl")
-                s = k = rs = rk = 0
-                for rec in read_selection_log(log):
-                    s, k = s + len(rec["seen_ids"]), k + len(rec["kept_ids"])
-                    rs += sum(roles[i] == role for i in rec["seen_ids"])
-                    rk += sum(roles[i] == role for i in rec["kept_ids"])
-                if s and k:
-                    seen.append(rs / s)
-                    kept.append(rk / k)
+            shares = [
+                role_shares(
+                    read_selection_log(
+                        os.path.join(task_dir, "cells", run["cell_id"], "selection.jsonl")
+                    ),
+                    roles,
+                    role,
+                )
+                for run in runs
+            ]
+            seen = [x[0] for x in shares if x]
+            kept = [x[1] for x in shares if x]
             if seen:
                 out.append(
                     f"| {v} | {role} | {statistics.mean(seen):.3f} | {statistics.mean(kept):.3f} |"

@@ -184,6 +184,18 @@ def pool_roles(task_dir: str) -> list[str] | None:
     return roles[:n] if roles and all(roles[:n]) else None
 
 
+def role_shares(records, roles: list[str], role: str) -> tuple[float, float] | None:
+    """``role``'s share of the seen rows and of the kept rows over a run's selection log."""
+    s = k = rs = rk = 0
+    for rec in records:
+        if rec.get("kept_ids") is None:
+            continue
+        s, k = s + len(rec["seen_ids"]), k + len(rec["kept_ids"])
+        rs += sum(roles[i] == role for i in rec["seen_ids"])
+        rk += sum(roles[i] == role for i in rec["kept_ids"])
+    return (rs / s, rk / k) if s and k else None
+
+
 def kept_roles(suite_dir: str, tasks: dict[str, list[dict]]) -> list[str]:
     """Per pool task and pruned cell: each role's share of the kept rows vs of the seen rows
     (selection.jsonl), mean over seeds. A pruner that sees the redundancy keeps less filler,
@@ -205,16 +217,10 @@ def kept_roles(suite_dir: str, tasks: dict[str, list[dict]]) -> list[str]:
                     if run.get("records_skipped"):
                         continue  # row ids would not line up with the file's records
                     log = os.path.join(suite_dir, task, "cells", run["cell_id"], "selection.jsonl")
-                    s = k = rs = rk = 0
-                    for rec in read_selection_log(log):
-                        if rec.get("kept_ids") is None:
-                            continue
-                        s, k = s + len(rec["seen_ids"]), k + len(rec["kept_ids"])
-                        rs += sum(roles[i] == role for i in rec["seen_ids"])
-                        rk += sum(roles[i] == role for i in rec["kept_ids"])
-                    if s and k:
-                        seen.append(rs / s)
-                        kept.append(rk / k)
+                    shares = role_shares(read_selection_log(log), roles, role)
+                    if shares:
+                        seen.append(shares[0])
+                        kept.append(shares[1])
                 if seen:
                     cells = [task, a["label"], f"{a['keep']:g}", role]
                     cells += [f"{statistics.mean(seen):.3f}", f"{statistics.mean(kept):.3f}"]
