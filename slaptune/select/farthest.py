@@ -76,20 +76,26 @@ def farthest_point_in_group(
         picks.append(0)
         _update(min_d, x, x_sq, [0])
     while len(picks) < k:
-        picks += _block_picks(min_d, x, x_sq, min(block, k - len(picks)))
+        new = _block_picks(min_d, x, x_sq, min(block, k - len(picks)))
+        if not new:  # cannot happen while members are left; never loop forever on it
+            raise RuntimeError("farthest-point selection ran out of candidates")
+        picks += new
     return members[torch.tensor(picks, dtype=torch.long)]
 
 
 def _block_picks(min_d, x, x_sq, b: int) -> list[int]:
     """Up to ``b`` exact greedy picks from the top of ``min_d`` (updated in place)."""
     top = min(b + 1, int((min_d >= 0).sum()))
+    if top == 0:
+        return []
     vals, cand = torch.topk(min_d, top)
     bound = float(vals[b]) if top > b else float("-inf")  # outside the block: at most this
     cand = cand[:b]
     xc, xc_sq = x[cand], x_sq[cand]
     # The block's own distances, once; the greedy inside the block is plain Python on b x b
     # numbers (a torch call per pick would cost more than the arithmetic).
-    within = torch.addmm(xc_sq[:, None], xc, xc.T, alpha=-2.0).add_(xc_sq[None, :]).tolist()
+    within = torch.addmm(xc_sq[:, None], xc, xc.T, alpha=-2.0).add_(xc_sq[None, :])
+    within = within.clamp_(min=0).tolist()  # rounding can make a duplicate's distance < 0
     cur = vals[:b].tolist()
     chosen: list[int] = []
     while len(chosen) < len(cur):
@@ -109,5 +115,7 @@ def _update(min_d, x, x_sq, picks: list[int]) -> None:
     idx = torch.tensor(picks, dtype=torch.long, device=x.device)
     c = x[idx]
     d = torch.addmm(x_sq[:, None], x, c.T, alpha=-2.0).add_(x_sq[idx][None, :])
-    torch.minimum(min_d, d.amin(1), out=min_d)
+    # Clamped: a negative rounding error on a duplicate would read as "already picked" (-1 marks
+    # those), and the block search counts the members still in play by min_d >= 0.
+    torch.minimum(min_d, d.amin(1).clamp_(min=0), out=min_d)
     min_d[idx] = -1.0  # never again

@@ -254,3 +254,13 @@ def test_scale_free_tilts_do_not_depend_on_the_loss_scale(tilt):
     c = select("slap", losses, feats, 30, generator=gen(5), tilt="softmax").info["stratum_budgets"]
     d = select("slap", 10 * losses + 3, feats, 30, generator=gen(5), tilt="softmax")
     assert c.tolist() != d.info["stratum_budgets"].tolist()  # the paper's tilt does
+
+
+@pytest.mark.parametrize("method", ["slap", "kcenter"])
+def test_many_exact_duplicates_near_a_full_budget(method):
+    """Rounding makes some duplicate distances slightly negative; the greedy must still pick
+    `budget` distinct rows (it once ran out of candidates on the demo's redundant data)."""
+    base = torch.randn(5, 64, generator=gen(7))
+    feats = base[torch.arange(300) % 5] * (1 + torch.arange(300)[:, None] % 3)
+    sel = select(method, torch.rand(300, generator=gen(8)), feats, 280, generator=gen(9))
+    assert len(set(sel.indices.tolist())) == 280
