@@ -326,7 +326,6 @@ class SlapTrainerMixin:
                 progress=state.global_step / max(state.max_steps, 1),
             )
         self._slap_queue = pools[1:]
-        self._sync_flops()
         self._fallback.check(self._slap.last_record.get("features"), state.global_step)
         return pools[0], self._get_num_items_in_batch(pools[0], device)
 
@@ -368,6 +367,9 @@ class SlapTrainerMixin:
         """Training logs carry the selection's books (so TensorBoard / W&B see them): kept share
         and losses since the last log, and the run's samples, tokens and FLOPs so far."""
         if self._slap is not None and "loss" in logs:
+            # Every rank logs at the same steps: the sketch FLOPs are summed over ranks here (and
+            # at saves and the end), not with one more collective on every step.
+            self._sync_flops()
             logs.update({k: v for k, v in self._slap.pop_interval_stats().items() if v is not None})
             ledger = self._slap.ledger
             for key in LOGGED_LEDGER_KEYS:
