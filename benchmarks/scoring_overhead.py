@@ -10,12 +10,13 @@ the sketch's own share is the difference to the loss alone. Median of repeats.
     python benchmarks/scoring_overhead.py --sizes 5m --repeats 3
 
 With ``--model FOLDER`` (a real model, e.g. SmolLM2-135M-Instruct from
-``benchmarks/prepare_model.py``): the same cells at kv = kd = 64 with rank-1 Adam
-preconditioning, the sketch's parts, and the LoRA feature source (PEFT all-linear r 8, features
-of the last LoRA module) against the LoRA model's own no-grad forward. On one torch thread,
-timed in process CPU seconds (not wall clock: on a shared machine the wall clock measures the
-neighbours), interleaved (forward, then each signal, per repeat); each ratio is the median of
-per-repeat ratios:
+``benchmarks/prepare_model.py``): the shipped sketch (``SelectionConfig``'s kv x kd and
+precondition floor) and the previous 64 x 64, with rank-1 Adam preconditioning; the sketch's
+parts; and the LoRA feature source (PEFT all-linear r 8, features of the last LoRA module)
+against the LoRA model's own no-grad forward. On one torch thread, timed in process CPU
+seconds (not wall clock: on a shared machine the wall clock measures the neighbours),
+interleaved (forward, then each signal, per repeat); each ratio is the median of per-repeat
+ratios:
 
     python benchmarks/scoring_overhead.py --model runs/models/smollm2-135m-instruct \
         --batch 4 --seq 128 --repeats 3
@@ -33,6 +34,7 @@ import time
 
 import torch
 
+from slaptune.config import SelectionConfig
 from slaptune.models.presets import build_model
 from slaptune.score import HeadGradientSketch, capture_head_input, example_losses, output_layer
 
@@ -97,65 +99,6 @@ def interleaved(fns: dict, repeats: int, clock=time.process_time) -> dict:
     return {"seconds": out, "ratio": ratios}
 
 
-class FusedSketch:
-    """A proposed ``HeadGradientSketch.with_losses`` (same outputs, checked below) that is
-    cheaper at a large vocabulary; the change belongs in ``slaptune/score/head.py``:
-
-    1. one exponential pass over V instead of two: with ``m = max z`` and ``e = exp(z - m)``,
-       ``loss = m + log(sum e) - z_y`` and ``p @ R_V = (e @ R_V) / sum e`` (today:
-       ``logsumexp`` and then ``exp(z - lse)``, each a pass of V exponentials per token);
-    2. the rank-1 Adam factors (two means over the V x d second moment, plus a clamped copy of
-       it) computed once per optimizer step, not once per micro-batch: the moment only changes
-       at the step, and fresh scoring calls the sketch on every micro-batch of the window;
-       the clamp is applied to the means rather than to a V x d copy.
-    """
-
-    def __init__(self, sketch: HeadGradientSketch):
-        self.sk, self._key, self._proj = sketch, None, None
-
-    def projections(self, second, eps: float = 1e-8):
-        key = (id(second), second._version)
-        if key != self._key:  # the engine would key this on the optimizer step
-            v = second.float()
-            m = v.mean().clamp(min=eps * eps).sqrt()
-            a = (v.mean(1) / m).clamp(min=eps * eps).rsqrt()
-            b = (v.mean(0) / m).clamp(min=eps * eps).rsqrt()
-            self._key = key
-            self._proj = (a[:, None] * self.sk.r_vocab, b[:, None] * self.sk.r_hidden)
-        return self._proj
-
-    @torch.no_grad()
-    def with_losses(self, logits, hidden, labels, second, chunk_tokens: int = 4096):
-        from slaptune.score.loss import shift_for_next_token
-
-        rv, rd = self.projections(second)
-        z, y = shift_for_next_token(logits, labels)
-        mask = y != -100
-        n_tok = mask.sum(1)
-        counts = n_tok.clamp(min=1).to(torch.float32)[:, None]
-        zs, ys = z[mask], y[mask]
-        a_sup = torch.empty(ys.numel(), self.sk.kv)
-        nll = torch.empty(ys.numel())
-        for s in range(0, ys.numel(), chunk_tokens):
-            sl = slice(s, s + chunk_tokens)
-            zc = zs[sl].float()
-            zy = zc.gather(1, ys[sl, None])
-            mx = zc.amax(-1, keepdim=True)
-            e = zc.sub_(mx).exp_()  # zs is a fresh copy (boolean index): safe in place
-            tot = e.sum(-1, keepdim=True)
-            nll[sl] = (mx + tot.log() - zy).squeeze(1)
-            a_sup[sl] = (e @ rv) / tot - rv[ys[sl]]
-        a = torch.zeros(*y.shape, self.sk.kv)
-        a[mask] = a_sup
-        a = a / counts[:, :, None]
-        b = hidden[:, :-1].float() @ rd
-        feats = torch.bmm(a.transpose(1, 2), b).reshape(logits.shape[0], -1)
-        sums = torch.zeros(logits.shape[0])
-        sums.index_add_(0, mask.nonzero()[:, 0], nll)
-        valid = n_tok > 0
-        return feats, torch.where(valid, sums / counts[:, 0], torch.zeros_like(sums)), valid
-
-
 def measure_model(a) -> None:
     """The real-model table: head sketch and LoRA features as shares of the scoring forward."""
     from slaptune.models.load import load_pretrained
@@ -181,37 +124,36 @@ def measure_model(a) -> None:
     logits, hidden = store["logits"], store["hidden"]
     d = hidden.shape[-1]
     second = torch.rand(vocab, d) + 0.1  # stands in for Adam's second moment (V x d)
-    sk = HeadGradientSketch(vocab, d, 64, 64)
+    cfg = SelectionConfig()  # the shipped defaults: kv x kd and the precondition floor
+    kv, kd, floor = cfg.sketch_vocab, cfg.sketch_hidden, cfg.precondition_floor
+    sk = HeadGradientSketch(vocab, d, kv, kd)
+    old = HeadGradientSketch(vocab, d, 64, 64)  # the previous default, for comparison
     z, y = shift_for_next_token(logits, labels)
     zs = z[y != -100]
     probs = torch.softmax(zs.float(), -1)
-    fused = FusedSketch(sk)
-    want, got = (
-        sk.with_losses(logits, hidden, labels, second),
-        fused.with_losses(logits, hidden, labels, second),
-    )
-    for w, g_ in zip(want, got):  # the proposal computes the same features and losses
-        torch.testing.assert_close(g_, w, rtol=1e-4, atol=1e-5)
 
-    def fused_uncached():
-        fused._key = None
-        fused.with_losses(logits, hidden, labels, second)
+    def after_step():  # an optimizer step changes v in place: the factors are recomputed once
+        second.mul_(1.0)
+        sk.with_losses(logits, hidden, labels, second, floor=floor)
 
     head = interleaved(
         {
             "forward": forward,
             "loss": lambda: example_losses(logits, labels),
-            "loss + sketch (identity)": lambda: sk.with_losses(
+            f"loss + sketch {kv}x{kd} (identity)": lambda: sk.with_losses(
                 logits, hidden, labels, None, precondition="none"
             ),
-            "loss + sketch (rank-1 Adam)": lambda: sk.with_losses(logits, hidden, labels, second),
-            "proposed: one exp pass, factors per micro-batch": fused_uncached,
-            "proposed: one exp pass, factors once per step": lambda: fused.with_losses(
-                logits, hidden, labels, second
+            f"loss + sketch {kv}x{kd} (rank-1 Adam, floor {floor}; default), first micro-batch "
+            "after a step": after_step,
+            f"loss + sketch {kv}x{kd} (default), later micro-batches of the step": lambda: (
+                sk.with_losses(logits, hidden, labels, second, floor=floor)
             ),
-            "part: rank-1 factors of V x d": lambda: rank1_inverse_sqrt(second),
+            "loss + sketch 64x64 (rank-1 Adam; the previous default)": lambda: old.with_losses(
+                logits, hidden, labels, second, floor=floor
+            ),
+            "part: rank-1 factors of V x d": lambda: rank1_inverse_sqrt(second, floor=floor),
             "part: logsumexp over V, fp32": lambda: torch.logsumexp(zs.float(), -1),
-            "part: p @ R_V (V x 64)": lambda: probs @ sk.r_vocab,
+            f"part: p @ R_V (V x {kv})": lambda: probs @ sk.r_vocab,
         },
         a.repeats,
     )
@@ -225,6 +167,10 @@ def measure_model(a) -> None:
     print(
         f"output layer: {2 * vocab * d / 1e6:.1f} of {2 * params:.0f} MFLOP per token in the "
         f"forward ({vocab * d / (params * 1e6):.3f}); a gradient back through it costs as much"
+    )
+    print(  # the sketch's irreducible part: the softmax projected on kv directions
+        f"sketch projection p @ R_V: {2 * vocab * kv / 1e6:.1f} MFLOP per supervised token, "
+        f"{vocab * kv / (params * 1e6):.3f} of the forward"
     )
     print("| signal | CPU seconds (median) | share of the scoring forward |")
     print("|---|---|---|")
