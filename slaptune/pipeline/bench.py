@@ -206,13 +206,23 @@ class CurveSetup:
         ).hexdigest()[:12]
         cache = os.path.join(self.output_dir, f"base_terciles_{key}.json")
         # Base model, before any step: the curve's point 0, and (once per task) the terciles.
-        sums, counts = per_example_losses(trainer.model, data.eval_rows, pad)
+        # Its per-example losses are cached per seed (a preset's initialisation follows the
+        # seed; a pretrained model, with or without fresh LoRA adapters, does not move).
+        info = {}
         if os.path.exists(cache):
             with open(cache) as f:
-                groups = json.load(f)["terciles"]
+                info = json.load(f)
+        point0 = info.get("base_losses", {}).get(str(self.cfg.seed))
+        if point0 is None:
+            sums, counts = per_example_losses(trainer.model, data.eval_rows, pad)
+            info.setdefault("base_losses", {})[str(self.cfg.seed)] = [sums, counts]
         else:
-            groups = tercile_groups([s / max(c, 1) for s, c in zip(sums, counts)])
-            info = {"model": self.cfg.model, "eval_rows": len(sums), "terciles": groups}
+            sums, counts = point0
+        if "terciles" not in info:
+            info["terciles"] = tercile_groups([s / max(c, 1) for s, c in zip(sums, counts)])
+        groups = info["terciles"]
+        if point0 is None:
+            info.update(model=self.cfg.model, eval_rows=len(sums))
             write_atomic(cache, json.dumps(info))
         self.curve = EvalCurve(
             trainer,
@@ -236,6 +246,17 @@ class CurveSetup:
             "truncated_share_train": _share_at_cap(data.train_rows, cap),
             "truncated_share_eval": _share_at_cap(data.eval_rows, cap),
         }
+
+    def final_heldout(self, trainer) -> dict | None:
+        """The held-out loss at the final weights, when the curve's last point measured it."""
+        last = self.curve.last_eval if self.curve else None
+        if last is None or last[0] != trainer.state.global_step:
+            return None
+        if trainer.args.load_best_model_at_end:  # the final weights are another step's
+            return None
+        from .evaluate import heldout_from_sums
+
+        return heldout_from_sums(last[1], last[2])
 
     def results(self) -> dict:
         if self.curve is None:

@@ -70,6 +70,7 @@ class EvalCurve(TrainerCallback):
         self.full_flops, self.train_rows, self.epochs = full_flops, train_rows, epochs
         self.every, self.pad_id, self.batch_size = every, pad_id, batch_size
         self.curve: list[dict] = []
+        self.last_eval: tuple | None = None  # (step, per-example sums, token counts)
         self.next_target = every
         self.seconds = 0.0
 
@@ -95,6 +96,7 @@ class EvalCurve(TrainerCallback):
                 name: pooled_loss(sums, counts, idx) for name, idx in zip(TERCILES, self.terciles)
             }
         self.curve.append(point)
+        self.last_eval = (step, sums, counts)  # the run's final eval loss, if it ends here
         self.seconds += time.perf_counter() - t0
         return point
 

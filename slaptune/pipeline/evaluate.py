@@ -60,6 +60,16 @@ def heldout_loss(
     sums, counts = per_example_losses(
         model, rows, tokenizer.pad_token_id or 0, batch_size, progress
     )
+    return heldout_from_sums(sums, counts)
+
+
+def heldout_from_sums(sums: list[float], counts: list[int]) -> dict:
+    """``eval_loss`` (token mean) and ``eval_perplexity`` from per-example loss sums and
+    supervised-token counts.
+
+    >>> heldout_from_sums([2.0, 4.0], [1, 2])
+    {'eval_loss': 2.0, 'eval_perplexity': 7.389}
+    """
     loss = sum(sums) / max(sum(counts), 1)
     return {"eval_loss": round(loss, 5), "eval_perplexity": round(math.exp(min(loss, 50)), 3)}
 
@@ -116,11 +126,14 @@ def evaluate(
     max_new_tokens: int,
     progress: bool = False,
     keep_samples: int | None = 5,
+    heldout: dict | None = None,
 ) -> dict:
     """Held-out loss/perplexity over ``rows`` and task metrics on the first ``n_generate``
     examples; ``primary`` names the headline metric per task; ``samples`` holds the first
-    ``keep_samples`` predictions (``None``: every one, with the full texts)."""
-    out = heldout_loss(model, tokenizer, rows, progress=progress)
+    ``keep_samples`` predictions (``None``: every one, with the full texts). ``heldout``: the
+    loss/perplexity already measured on ``rows`` at these weights (the bench's eval curve
+    ends there), so the forward over ``rows`` is not repeated."""
+    out = dict(heldout) if heldout else heldout_loss(model, tokenizer, rows, progress=progress)
     if n_generate and examples:
         sample = examples[:n_generate]
         preds = generate(

@@ -232,6 +232,8 @@ def run_training(cfg: RunConfig, setup=None) -> dict:
             cfg.eval_generate,
             cfg.max_new_tokens,
             progress=cfg.progress,
+            # the bench's eval curve has just evaluated these rows at these weights
+            heldout=setup.final_heldout(trainer) if hasattr(setup, "final_heldout") else None,
         )
     )
     trainer.save_model(cfg.output_dir)

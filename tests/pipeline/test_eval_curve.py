@@ -79,3 +79,34 @@ def test_pruned_run_is_measured_against_the_full_data_budget(tmp_path):
     _, res = run(tmp_path, "random", 0.5)
     assert res["final"]["flops_fraction"] == pytest.approx(0.5, abs=0.05)
     assert [p["target"] for p in res["eval_curve"][1:-1]] == pytest.approx([0.1, 0.2, 0.3, 0.4])
+
+
+def test_final_eval_and_base_point_are_not_measured_twice(tmp_path, monkeypatch):
+    """The run's final eval loss is the curve's last point (same weights, same rows), and the
+    base model's losses (point 0) are measured once per seed and task, then read back."""
+    import json
+
+    from slaptune.pipeline import evaluate
+
+    metrics, res = run(tmp_path, "random", 0.5)
+    assert metrics["eval_loss"] == pytest.approx(res["final"]["eval_loss"], abs=1e-4)
+    (cache,) = tmp_path.glob("base_terciles_*.json")
+    stored = json.loads(cache.read_text())
+    assert set(stored) >= {"terciles", "base_losses"} and list(stored["base_losses"]) == ["0"]
+
+    calls = []
+    real = evaluate.per_example_losses
+
+    def counting(*a, **k):
+        calls.append("eval")
+        return real(*a, **k)
+
+    monkeypatch.setattr(evaluate, "per_example_losses", counting)
+    monkeypatch.setattr(evaluate, "heldout_loss", lambda *a, **k: pytest.fail("re-evaluated"))
+    import slaptune.pipeline.eval_curve as eval_curve
+
+    monkeypatch.setattr(eval_curve, "per_example_losses", counting)
+    _, again = run(tmp_path, "full", 1.0)
+    # Point 0 came from the cache (the same losses), the curve's targets each cost one pass.
+    assert again["eval_curve"][0] == res["eval_curve"][0]
+    assert len(calls) == len(again["eval_curve"]) - 1
