@@ -15,6 +15,7 @@ import os
 import textwrap
 from collections import defaultdict
 
+from ..select.registry import get_spec
 from .bench_report import mean_ci
 from .report import pyplot, read_selection_log
 
@@ -69,7 +70,19 @@ def curve_points(runs: list[dict]) -> list[tuple[float, float, float]]:
     return sorted(out)
 
 
+def shown_label(a: dict) -> str:
+    """The legend's name: a method that scores says how (``slap fresh``, ``slap reuse``), so a
+    reader does not take a bare ``slap`` for its cheaper variant."""
+    method = a["cell"].get("method", "slap")
+    spec = get_spec(method)
+    scores = spec.uses_losses or spec.needs_features
+    if scores and not spec.keeps_everything and "reuse" not in a["label"]:
+        return f"{a['label']} fresh"
+    return a["label"]
+
+
 def make_plots(rows, agg, output_dir) -> list[str]:
+    agg = [dict(a, label=shown_label(a)) for a in agg]
     try:
         plt = pyplot()
     except ImportError:
