@@ -135,6 +135,50 @@ def claim_vs_baselines(tasks: dict[str, list[dict]], keeps: list[float]) -> list
     return out + [""]
 
 
+def claim_same_mode(tasks: dict[str, list[dict]], keeps: list[float]) -> list[str]:
+    """SLAP against each baseline scored the same way (fresh with fresh, reuse with reuse): a
+    reuse run keeps every row of its first epoch, so it must not be compared with a fresh one."""
+    pairs = [(f"slap{m}", f"{b}{m}") for m in ("", " reuse") for b in BASELINES if b != "random"]
+    body = []
+    for task, rows in tasks.items():
+        agg = aggregate(rows)
+        ref = find(agg, "full", 1.0)["eval_loss"][0]
+        for k in keeps:
+            found = [(find(agg, x, k), find(agg, y, k)) for x, y in pairs]
+            body.append([task, f"{k:g}", *["-" if None in f else delta(*f, ref) for f in found]])
+    cols = [i for i in range(len(pairs)) if any(r[i + 2] != "-" for r in body)]
+    out = md_head(["task", "keep", *[f"{pairs[i][0]} − {pairs[i][1]}" for i in cols]])
+    for r in body:
+        if any(r[i + 2] != "-" for i in cols):
+            out.append(md_row(r[:2] + [r[i + 2] for i in cols]))
+    return out + [""]
+
+
+def claim_matched_random(tasks: dict[str, list[dict]]) -> list[str]:
+    """Every pruned method against random pruning with the nearest FLOPs (scoring included;
+    full data counts as random at keep 1), at the end of both runs (each with its whole
+    learning-rate schedule), paired by seed."""
+    head = ["task", "method", "keep", "FLOPs / full", "partner: keep (FLOPs / full)"]
+    out = md_head(head + ["Δ vs partner (end)"])
+    for task, rows in tasks.items():
+        agg = aggregate(rows)
+        full = find(agg, "full", 1.0)
+        rands = [a for a in agg if a["label"] == "random"] + [full]
+        if full is None:
+            continue
+        ref = full["eval_loss"][0]
+        for a in agg:
+            if a["label"] in ("full", "random") or a["label"].startswith("slap K="):
+                continue
+            f = a["flops_total"][0] / full["flops_total"][0]
+            r = min(rands, key=lambda x: abs(x["flops_total"][0] / full["flops_total"][0] - f))
+            partner = f"{r['label']} {r['keep']:g} ({ratio(r, full, 'flops_total')})"
+            out.append(
+                md_row([task, a["label"], f"{a['keep']:g}", f"{f:.3f}", partner, delta(a, r, ref)])
+            )
+    return out + [""]
+
+
 def claim_equal_flops(tasks: dict[str, list[dict]]) -> list[str]:
     """Every pruned method vs full data and vs random (same keep) at equal FLOPs, from the
     eval curves, paired by seed; and on the hardest third of eval examples vs full at the end."""
@@ -298,6 +342,10 @@ def main() -> None:
     print("\n".join(claim_vs_full(tasks, [0.7], ("slap reuse", "selective_backprop reuse"))))
     print("#### Claim 2: SLAP vs each baseline at the same keep ratio (negative = SLAP better)\n")
     print("\n".join(claim_vs_baselines(tasks, keeps)))
+    print("#### SLAP vs each baseline in the same scoring mode (negative = SLAP better)\n")
+    print("\n".join(claim_same_mode(tasks, keeps)))
+    print("#### Against random or full data at the nearest compute (ends; negative = better)\n")
+    print("\n".join(claim_matched_random(tasks)))
     print("#### At equal compute (eval curves; paired by seed, % of full data's loss)\n")
     print("\n".join(claim_equal_flops(tasks)))
     roles = kept_roles(a.suite_dir, tasks)
