@@ -246,3 +246,33 @@ def test_verdicts_count_what_each_method_kept_of_a_pool(tmp_path):
     assert verdicts.pool_roles(str(task)) == roles[:8]
     table = verdicts.kept_roles(str(tmp_path / "suite"), {"x_filler50": rows})
     assert "| x_filler50 | slap | 0.5 | filler | 0.500 | 0.250 |" in table
+
+
+def test_verdicts_pair_each_method_with_the_nearest_compute_and_the_same_scoring():
+    verdicts = load_script("suite_verdicts")
+
+    def row(method, keep, seed, loss, flops, scoring=None):
+        cell = {"method": method, "seed": seed}
+        if keep != 1.0:
+            cell["keep_ratio"] = keep
+        if scoring:
+            cell["scoring"] = scoring
+        return {"cell": cell, "eval_loss": loss, "flops_total": flops}
+
+    rows = []
+    for s in (0, 1, 2):
+        rows += [
+            row("full", 1.0, s, 2.0, 100.0),
+            row("random", 0.7, s, 2.10, 69.0),
+            row("random", 0.875, s, 2.05 + 0.001 * s, 87.5),
+            row("slap", 0.7, s, 2.04 - 0.001 * s, 88.0, "reuse"),  # 0.88 of full: random 0.875
+            row("hard", 0.7, s, 2.06, 84.0, "reuse"),
+            row("slap", 0.7, s, 2.08, 112.0),  # fresh, above full's compute: full is its partner
+        ]
+    table = "\n".join(verdicts.claim_matched_random({"t": rows}))
+    assert "| t | slap reuse | 0.7 | 0.880 | random 0.875 (0.875) | -0.6% ± " in table
+    assert "| t | slap | 0.7 | 1.120 | full 1 (1.000) | +4.0% ± 0.0* |" in table
+    same = "\n".join(verdicts.claim_same_mode({"t": rows}, [0.7]))
+    # Reuse is compared with reuse only; no fresh hard run exists, so that column is left out.
+    assert same.splitlines()[0] == "| task | keep | slap reuse − hard reuse |"
+    assert "| t | 0.7 | -1.0% ± " in same
