@@ -132,10 +132,6 @@ def measure_model(a) -> None:
     zs = z[y != -100]
     probs = torch.softmax(zs.float(), -1)
 
-    def after_step():  # an optimizer step changes v in place: the factors are recomputed once
-        second.mul_(1.0)
-        sk.with_losses(logits, hidden, labels, second, floor=floor)
-
     head = interleaved(
         {
             "forward": forward,
@@ -143,9 +139,7 @@ def measure_model(a) -> None:
             f"loss + sketch {kv}x{kd} (identity)": lambda: sk.with_losses(
                 logits, hidden, labels, None, precondition="none"
             ),
-            f"loss + sketch {kv}x{kd} (rank-1 Adam, floor {floor}; default), first micro-batch "
-            "after a step": after_step,
-            f"loss + sketch {kv}x{kd} (default), later micro-batches of the step": lambda: (
+            f"loss + sketch {kv}x{kd} (rank-1 Adam, floor {floor}; the default)": lambda: (
                 sk.with_losses(logits, hidden, labels, second, floor=floor)
             ),
             "loss + sketch 64x64 (rank-1 Adam; the previous default)": lambda: old.with_losses(

@@ -212,18 +212,17 @@ class CurveSetup:
         if os.path.exists(cache):
             with open(cache) as f:
                 info = json.load(f)
-        point0 = info.get("base_losses", {}).get(str(self.cfg.seed))
-        if point0 is None:
-            sums, counts = per_example_losses(trainer.model, data.eval_rows, pad)
-            info.setdefault("base_losses", {})[str(self.cfg.seed)] = [sums, counts]
-        else:
-            sums, counts = point0
-        if "terciles" not in info:
-            info["terciles"] = tercile_groups([s / max(c, 1) for s, c in zip(sums, counts)])
-        groups = info["terciles"]
-        if point0 is None:
+        base = info.setdefault("base_losses", {})
+        seed = str(self.cfg.seed)
+        if seed not in base:
+            base[seed] = per_example_losses(trainer.model, data.eval_rows, pad)
+            sums = base[seed][0]
+            per_token = [s / max(c, 1) for s, c in zip(*base[seed])]
+            info.setdefault("terciles", tercile_groups(per_token))
             info.update(model=self.cfg.model, eval_rows=len(sums))
             write_atomic(cache, json.dumps(info))
+        sums, counts = base[seed]
+        groups = info["terciles"]
         self.curve = EvalCurve(
             trainer,
             data.eval_rows,

@@ -108,25 +108,14 @@ class HeadGradientSketch:
         self.r_hidden = torch.randn(hidden_size, kd, generator=g) / kd**0.5
         self.kv, self.kd = kv, kd
         self.last_preconditioner = "none"
-        self._scaled = None  # (v, (version, floor, device), (R_V, R_d) scaled by v's factors)
 
     def _projections(self, device, second_moment, mode, floor=0.0):
         rv, rd = self.r_vocab.to(device), self.r_hidden.to(device)
         if second_moment is None or mode == "none":
             self.last_preconditioner = "identity"
         elif mode == "adam_rank1":
-            # Adam changes v in place once per optimizer step, and fresh scoring calls this on
-            # every micro-batch of a window: reuse the scaled projections while v is the same
-            # tensor at the same version. The cache holds v itself, so `is` cannot match a new
-            # tensor that happens to reuse a freed one's id.
-            key = (second_moment._version, float(floor), str(device))
-            cached = self._scaled
-            if cached is not None and cached[0] is second_moment and cached[1] == key:
-                rv, rd = cached[2]
-            else:
-                a, b = rank1_inverse_sqrt(second_moment.to(device), floor=floor)
-                rv, rd = a[:, None] * rv, b[:, None] * rd
-                self._scaled = (second_moment, key, (rv, rd))
+            a, b = rank1_inverse_sqrt(second_moment.to(device), floor=floor)
+            rv, rd = a[:, None] * rv, b[:, None] * rd
             self.last_preconditioner = "adam_rank1"
         else:
             raise ValueError(f"unknown preconditioning mode {mode!r}")
